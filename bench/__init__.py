@@ -1,0 +1,1 @@
+"""Benchmarks: vtlm beside its peers on the same workloads, in one run."""

@@ -1,0 +1,67 @@
+"""Timing for benchmarks: warm up, repeat, report the median and the spread."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Measurement:
+    """Throughput of one workload: ``items`` processed per call, seconds per call over repeats."""
+
+    name: str
+    items: float
+    unit: str
+    seconds: list[float]
+
+    @property
+    def median_rate(self) -> float:
+        return self.items / statistics.median(self.seconds)
+
+    @property
+    def spread(self) -> float:
+        """Relative spread of the rate: (max - min) / median of seconds per call."""
+        return (max(self.seconds) - min(self.seconds)) / statistics.median(self.seconds)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "median_rate": self.median_rate, "spread": self.spread}
+
+
+def measure(name: str, fn: Callable[[], object], items: float, unit: str, warmup: int = 1, repeats: int = 5) -> Measurement:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed."""
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return Measurement(name=name, items=items, unit=unit, seconds=seconds)
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import numpy
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    for package in ("decord", "av", "transformers", "x_transformers", "magvit2_pytorch"):
+        try:
+            info[package] = __import__(package).__version__
+        except Exception:  # not installed, or no __version__
+            info[package] = None
+    return info

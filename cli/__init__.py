@@ -1,0 +1,1 @@
+"""The `vtlm` command line: one group of commands per part of the toolkit."""

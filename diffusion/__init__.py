@@ -1,0 +1,1 @@
+"""The diffusion baseline over the tokenizer's latents, built from the shared layers."""

@@ -1,0 +1,1 @@
+"""The shared evaluation harness: protocols, metrics and reports for any generator."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: small video files written with PyAV, made once per session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vtlm.data.writers import write_mp4
+
+
+def moving_square(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 (T, H, W, 3): a bright square moving right on a dark, noisy background."""
+    rng = np.random.default_rng(seed)
+    video = (rng.random((frames, height, width, 3)) * 40).astype(np.uint8)
+    side = max(4, min(height, width) // 4)
+    for t in range(frames):
+        x = (2 * t) % max(1, width - side)
+        video[t, height // 3 : height // 3 + side, x : x + side] = (230, 60, 40)
+    return video
+
+
+@pytest.fixture(scope="session")
+def video_folder(tmp_path_factory):
+    """A folder with 4 good videos (one in a subfolder, one 48 px wide), a too-short one,
+    an image, a corrupt file and a caption manifest. Returns (root, the frames written)."""
+    root = tmp_path_factory.mktemp("videos")
+    written = {}
+    for name, (t, h, w) in {
+        "a.mp4": (24, 32, 32),
+        "b.mp4": (20, 40, 64),
+        "sub/c.mp4": (30, 32, 32),
+        "wide48.mp4": (20, 32, 48),  # decord 0.6 fails on this width: PyAV reads it
+        "short.mp4": (3, 32, 32),
+    }.items():
+        frames = moving_square(t, h, w, seed=len(written))
+        write_mp4(root / name, frames, fps=10, crf=0, pix_fmt="yuv444p")
+        written[name] = frames
+    from PIL import Image
+
+    image = moving_square(1, 48, 40)[0]
+    Image.fromarray(image).save(root / "still.png")
+    written["still.png"] = image[None]
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    (root / "manifest.jsonl").write_text(
+        '{"path": "a.mp4", "caption": "a red square moves right"}\n'
+        '{"path": "sub/c.mp4", "caption": "another square", "split": "val"}\n'
+    )
+    (root / "b.txt").write_text("sidecar caption for b\n")
+    return root, written
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+    np.random.seed(0)

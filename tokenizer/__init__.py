@@ -1,0 +1,1 @@
+"""The video tokenizer: a causal 3-D convolutional VQ autoencoder (frames <-> spacetime codes)."""
