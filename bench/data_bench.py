@@ -19,7 +19,9 @@ from .timing import measure
 def run_data_bench(work_dir: Path, quick: bool = False) -> list[dict]:
     """Rows of ``{"workload", "unit", "vtlm", "peers": {name: rate}, ...}``."""
     files, clip_frames, windows = (4, 17, 8) if quick else (16, 17, 32)
-    source = SyntheticConfig(kind="shapes", shapes=ShapesConfig(resolution=64, num_frames=64, camera_pan=True))
+    source = SyntheticConfig(
+        kind="shapes", shapes=ShapesConfig(resolution=64, num_frames=64, camera_pan=True)
+    )
     data_dir = work_dir / "bench_videos"
     write_synthetic(source, data_dir, {"train": files}, progress=False)
     paths = sorted((data_dir / "train").glob("*.mp4"))
@@ -31,14 +33,24 @@ def run_data_bench(work_dir: Path, quick: bool = False) -> list[dict]:
     def read_all(reader):
         return [reader.read(path, idx) for path, idx in jobs]
 
-    assert all(np.array_equal(a, b) for a, b in zip(read_all(vtlm_reader), read_all(pyav))), "readers disagree"
+    assert all(np.array_equal(a, b) for a, b in zip(read_all(vtlm_reader), read_all(pyav))), (
+        "readers disagree"
+    )
     repeats = 3 if quick else 5
     ours = measure("clip reading", lambda: read_all(vtlm_reader), len(jobs), "clips/s", repeats=repeats)
     theirs = measure("clip reading (pyav)", lambda: read_all(pyav), len(jobs), "clips/s", repeats=repeats)
 
-    gen_cfg = SyntheticConfig(kind="shapes", shapes=ShapesConfig(resolution=32, num_frames=17, collisions=True, camera_pan=True))
+    gen_cfg = SyntheticConfig(
+        kind="shapes", shapes=ShapesConfig(resolution=32, num_frames=17, collisions=True, camera_pan=True)
+    )
     count = 32 if quick else 256
-    gen = measure("shapes generation", lambda: [render_clip(gen_cfg, i) for i in range(count)], count, "clips/s", repeats=repeats)
+    gen = measure(
+        "shapes generation",
+        lambda: [render_clip(gen_cfg, i) for i in range(count)],
+        count,
+        "clips/s",
+        repeats=repeats,
+    )
     return [
         {
             "workload": f"read {clip_frames}-frame windows, 64x64 mp4",

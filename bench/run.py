@@ -17,7 +17,9 @@ def format_table(rows: list[dict]) -> str:
     """Workload | unit | vtlm | each peer | ratio (vtlm / peer; above 1 means vtlm is faster)."""
     lines = [f"{'workload':<52} {'unit':<9} {'vtlm':>10}  peers (rate, vtlm/peer)"]
     for row in rows:
-        peers = ", ".join(f"{name} {rate:.1f} ({row['vtlm'] / rate:.2f}x)" for name, rate in row["peers"].items())
+        peers = ", ".join(
+            f"{name} {rate:.1f} ({row['vtlm'] / rate:.2f}x)" for name, rate in row["peers"].items()
+        )
         lines.append(f"{row['workload']:<52} {row['unit']:<9} {row['vtlm']:>10.1f}  {peers or '-'}")
     return "\n".join(lines)
 

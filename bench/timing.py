@@ -32,7 +32,9 @@ class Measurement:
         return {**asdict(self), "median_rate": self.median_rate, "spread": self.spread}
 
 
-def measure(name: str, fn: Callable[[], object], items: float, unit: str, warmup: int = 1, repeats: int = 5) -> Measurement:
+def measure(
+    name: str, fn: Callable[[], object], items: float, unit: str, warmup: int = 1, repeats: int = 5
+) -> Measurement:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed."""
     for _ in range(warmup):
         fn()

@@ -13,7 +13,7 @@ from vtlm.data.text import TextTokenizer, train_text_tokenizer
 
 def make_synthetic(
     out: str,
-    data: SyntheticConfig | None = None,
+    data: SyntheticConfig = SyntheticConfig(),
     num_train: int = 1000,
     num_val: int = 64,
     num_test: int = 64,
@@ -31,19 +31,23 @@ def make_synthetic(
         num_test: clips in the test split.
         fps: frame rate written into the files.
         workers: processes encoding in parallel.
-        preview: also write OUT/preview.png (inspect the result).
+        preview: also write OUT_preview.png beside the folder (inspect the result).
     """
-    data = data or SyntheticConfig()
     counts = {"train": num_train, "val": num_val, "test": num_test}
-    manifest = write_synthetic(data, out, {k: v for k, v in counts.items() if v > 0}, fps=fps, workers=workers)
+    manifest = write_synthetic(
+        data, out, {k: v for k, v in counts.items() if v > 0}, fps=fps, workers=workers
+    )
     print(f"wrote {sum(counts.values())} {data.kind} clips and {manifest}")
     if preview:
-        summary = inspect_folder(out, preview=Path(out) / "preview.png")
+        out_path = Path(out).resolve()
+        summary = inspect_folder(out_path, preview=out_path.with_name(out_path.name + "_preview.png"))
         print(format_summary(summary))
     return str(manifest)
 
 
-def inspect(path: str, backend: str = "auto", preview: str | None = None, json_out: str | None = None) -> dict:
+def inspect(
+    path: str, backend: str = "auto", preview: str | None = None, json_out: str | None = None
+) -> dict:
     """Count, measure and preview the videos and images in a folder (nothing is written into it).
 
     Args:
@@ -64,7 +68,7 @@ def inspect(path: str, backend: str = "auto", preview: str | None = None, json_o
 def train_text(
     out: str,
     manifest: str | None = None,
-    data: SyntheticConfig | None = None,
+    data: SyntheticConfig = SyntheticConfig(),
     num_captions: int = 4000,
     vocab_size: int = 1024,
     model_type: str = "bpe",
@@ -81,9 +85,10 @@ def train_text(
     """
     if manifest:
         rows = read_manifest(manifest).values()
-        captions = [v for row in rows for k, v in row.items() if k.startswith("caption") and isinstance(v, str)]
+        captions = [
+            v for row in rows for k, v in row.items() if k.startswith("caption") and isinstance(v, str)
+        ]
     else:
-        data = data or SyntheticConfig()
         clips = (render_clip(data, i, "train") for i in range(num_captions))
         captions = [text for clip in clips for text in (clip.caption_terse, clip.caption_descriptive)]
     path = train_text_tokenizer(captions, out, vocab_size=vocab_size, model_type=model_type)

@@ -59,14 +59,22 @@ def demo(out: str = "runs/demo", quick: bool = False, seed: int = 0, workers: in
     if summary["unreadable"]:
         raise RuntimeError(f"{len(summary['unreadable'])} files written by the demo are unreadable")
 
-    _stage("3. reading batches back: videos (17 frames) mixed with images (1 frame)", start)
+    _stage("3. reading batches back: 9-frame clips (stride 2) mixed with 1-frame images", start)
     videos = VideoFolderDataset(
-        FolderConfig(root=str(data_dir), split="train", clip=ClipSpec(num_frames=9, resolution=32, frame_stride=2))
+        FolderConfig(
+            root=str(data_dir), split="train", clip=ClipSpec(num_frames=9, resolution=32, frame_stride=2)
+        )
     )
-    images = VideoFolderDataset(FolderConfig(root=str(data_dir), split="train", clip=ClipSpec(num_frames=1, resolution=32)))
+    images = VideoFolderDataset(
+        FolderConfig(root=str(data_dir), split="train", clip=ClipSpec(num_frames=1, resolution=32))
+    )
     mixed = ConcatDataset([videos, images])
     sampler = ImageVideoBatchSampler(
-        videos.frame_counts() + images.frame_counts(), video_batch_size=8, image_batch_size=32, image_share=0.25, seed=seed
+        videos.frame_counts() + images.frame_counts(),
+        video_batch_size=8,
+        image_batch_size=32,
+        image_share=0.25,
+        seed=seed,
     )
     shapes_seen: dict[str, int] = {}
     for batch in DataLoader(mixed, batch_sampler=sampler, collate_fn=collate_clips):
@@ -84,7 +92,9 @@ def demo(out: str = "runs/demo", quick: bool = False, seed: int = 0, workers: in
 
     _stage("5. writing a sheet of held-out clips", start)
     held_out = VideoFolderDataset(
-        FolderConfig(root=str(data_dir), split="test", clip=ClipSpec(num_frames=17, resolution=32, window="start"))
+        FolderConfig(
+            root=str(data_dir), split="test", clip=ClipSpec(num_frames=17, resolution=32, window="start")
+        )
     )
     picks = [held_out[i] for i in range(min(4, len(held_out)))]
     clips = np.stack([to_uint8(item["video"]) for item in picks])
@@ -96,4 +106,10 @@ def demo(out: str = "runs/demo", quick: bool = False, seed: int = 0, workers: in
     print(f"   {gif}\n   {png}")
 
     _stage(f"done: everything is under {out_dir}", start)
-    return {"data": str(data_dir), "preview": summary.get("preview"), "gif": str(gif), "png": str(png), "batches": shapes_seen}
+    return {
+        "data": str(data_dir),
+        "preview": summary.get("preview"),
+        "gif": str(gif),
+        "png": str(png),
+        "batches": shapes_seen,
+    }

@@ -39,19 +39,20 @@ def _usage() -> str:
     return f"usage: vtlm GROUP [COMMAND] [--help]\n\ngroups:\n{rows}\n"
 
 
-def main(argv: list[str] | None = None) -> object:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``vtlm`` console script."""
     from jsonargparse import auto_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
-        return None
+        return
     group, rest = argv[0], argv[1:]
     if group not in GROUPS:
         sys.exit(f"vtlm: unknown group {group!r}; expected one of {sorted(GROUPS)}\n\n{_usage()}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return auto_cli(_group_commands(group), args=rest, prog=f"vtlm {group}")
+    # The commands print what a person needs; their return values serve Python callers.
+    auto_cli(_group_commands(group), args=rest, prog=f"vtlm {group}")
 
 
 if __name__ == "__main__":

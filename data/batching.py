@@ -94,7 +94,9 @@ class ImageVideoBatchSampler(Sampler[list[int]]):
             n = total // self.image_batch_size if self.drop_last else math.ceil(total / self.image_batch_size)
             return 0, max(n, 1)
         total = len(self.videos)
-        n_video = total // self.video_batch_size if self.drop_last else math.ceil(total / self.video_batch_size)
+        n_video = (
+            total // self.video_batch_size if self.drop_last else math.ceil(total / self.video_batch_size)
+        )
         n_video = max(n_video, 1)
         n_image = round(n_video * self.image_share / (1.0 - self.image_share))
         return n_video, n_image
@@ -107,7 +109,9 @@ class ImageVideoBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         n_video, n_image = self._count()
         videos = rng.permutation(self.videos)
-        video_batches = [videos[k * self.video_batch_size : (k + 1) * self.video_batch_size] for k in range(n_video)]
+        video_batches = [
+            videos[k * self.video_batch_size : (k + 1) * self.video_batch_size] for k in range(n_video)
+        ]
         needed = n_image * self.image_batch_size
         if needed:
             cycles = math.ceil(needed / len(self.images))

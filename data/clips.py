@@ -57,7 +57,9 @@ class ClipSpec:
         return (self.num_frames - 1) * self.stride_for(fps) + 1
 
 
-def clip_indices(num_source_frames: int, fps: float, spec: ClipSpec, rng: np.random.Generator) -> list[int] | None:
+def clip_indices(
+    num_source_frames: int, fps: float, spec: ClipSpec, rng: np.random.Generator
+) -> list[int] | None:
     """Source frame indices of one clip, or None when the file is too short for it."""
     stride, span = spec.stride_for(fps), spec.span(fps)
     if num_source_frames < span:

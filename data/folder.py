@@ -71,7 +71,9 @@ class FolderConfig:
         if self.media not in ("both", "videos", "images"):
             raise ValueError(f"media: expected 'both', 'videos' or 'images', got {self.media!r}")
         if self.captions not in ("auto", "manifest", "sidecar", "class_folder", "none"):
-            raise ValueError(f"captions: expected auto, manifest, sidecar, class_folder or none, got {self.captions!r}")
+            raise ValueError(
+                f"captions: expected auto, manifest, sidecar, class_folder or none, got {self.captions!r}"
+            )
 
 
 @dataclass
@@ -196,7 +198,9 @@ class VideoFolderDataset(Dataset):
             path = next((p for p in candidates if p.is_file()), None)
             if path is None:
                 if self.cfg.captions == "manifest":
-                    raise FileNotFoundError(f"manifest: captions='manifest' but {self.root} has no manifest.jsonl/.csv")
+                    raise FileNotFoundError(
+                        f"manifest: captions='manifest' but {self.root} has no manifest.jsonl/.csv"
+                    )
                 return {}
         return read_manifest(path)
 
@@ -216,7 +220,9 @@ class VideoFolderDataset(Dataset):
         if self.cfg.captions == "class_folder" and group:
             if 1 <= int(group.group(1)) <= 7:
                 return "test"
-            return "val" if split_of(rel, self.cfg.val_fraction, 0.0, self.cfg.split_seed) == "val" else "train"
+            return (
+                "val" if split_of(rel, self.cfg.val_fraction, 0.0, self.cfg.split_seed) == "val" else "train"
+            )
         return split_of(rel, self.cfg.val_fraction, self.cfg.test_fraction, self.cfg.split_seed)
 
     def __len__(self) -> int:

@@ -54,10 +54,21 @@ def inspect_folder(
         "images": len(infos) - len(videos),
         "unreadable": {rel: r["error"] for rel, r in probed.items() if "error" in r},
         "captioned": captioned,
-        "frames": {"total": int(frames.sum()), "min": int(frames.min()), "median": float(np.median(frames)), "max": int(frames.max())},
-        "duration_s": {"total": float(durations.sum()), "min": float(durations.min()), "max": float(durations.max())},
+        "frames": {
+            "total": int(frames.sum()),
+            "min": int(frames.min()),
+            "median": float(np.median(frames)),
+            "max": int(frames.max()),
+        },
+        "duration_s": {
+            "total": float(durations.sum()),
+            "min": float(durations.min()),
+            "max": float(durations.max()),
+        },
         "fps": dict(Counter(round(info.fps, 2) for info in videos.values()).most_common()),
-        "resolutions": {f"{h}x{w}": n for (h, w), n in Counter((i.height, i.width) for i in infos.values()).most_common()},
+        "resolutions": {
+            f"{h}x{w}": n for (h, w), n in Counter((i.height, i.width) for i in infos.values()).most_common()
+        },
     }
     if preview is not None and infos:
         picks = (list(videos) or list(infos))[:preview_clips]
@@ -90,4 +101,3 @@ def format_summary(summary: dict) -> str:
     if "preview" in summary:
         lines.append(f"  preview: {summary['preview']}")
     return "\n".join(lines)
-

@@ -27,7 +27,9 @@ def read_manifest(path: str | os.PathLike) -> dict[str, dict]:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or "path" not in reader.fieldnames:
-                raise ManifestError(f"{path}: expected a header with a 'path' column, got {reader.fieldnames}")
+                raise ManifestError(
+                    f"{path}: expected a header with a 'path' column, got {reader.fieldnames}"
+                )
             rows = [(n + 2, dict(row)) for n, row in enumerate(reader)]
     else:
         rows = []

@@ -46,7 +46,9 @@ class MovingMNISTDataset(Dataset):
             )
         self.array = np.load(path, mmap_mode="r")
         if self.array.ndim != 4 or self.array.dtype != np.uint8:
-            raise ValueError(f"{path}: expected uint8 (frames, sequences, H, W), got {self.array.dtype} {self.array.shape}")
+            raise ValueError(
+                f"{path}: expected uint8 (frames, sequences, H, W), got {self.array.dtype} {self.array.shape}"
+            )
         frames, count = self.array.shape[:2]
         if not 1 <= cfg.num_frames <= frames:
             raise ValueError(f"num_frames: expected 1..{frames} for {path}, got {cfg.num_frames}")
@@ -69,4 +71,3 @@ class MovingMNISTDataset(Dataset):
         frames = np.repeat(sequence[..., None], 3, axis=-1)
         frames = resize_crop(frames, self.cfg.resolution)
         return {"video": to_clip_tensor(frames), "caption": "", "meta": {"index": self.start + index}}
-

@@ -28,7 +28,7 @@ def clip_seed(seed: int, split: str, index: int) -> int:
     """The generator seed of clip ``index`` of ``split`` in a built-in dataset with ``seed``."""
     check_split(split)
     state = np.random.SeedSequence([int(seed), SPLITS.index(split), int(index)]).generate_state(2)
-    return int(state[0]) << 32 | int(state[1])
+    return (int(state[0]) << 32 | int(state[1])) & ((1 << 63) - 1)  # fits int64 for any JSON reader
 
 
 def hash_fraction(key: str, seed: int = 0) -> float:

@@ -40,7 +40,9 @@ def train_text_tokenizer(
         raise ValueError("captions: no non-empty caption to train the text tokenizer on")
     floor = len(SPECIALS) + (256 if byte_fallback else 0) + 8
     if vocab_size < floor:
-        raise ValueError(f"vocab_size: expected at least {floor} (byte_fallback={byte_fallback}), got {vocab_size}")
+        raise ValueError(
+            f"vocab_size: expected at least {floor} (byte_fallback={byte_fallback}), got {vocab_size}"
+        )
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(captions),
@@ -80,7 +82,9 @@ class TextTokenizer:
         self.sp = spm.SentencePieceProcessor(model_file=str(self.path))
         found = tuple(self.sp.id_to_piece(i) for i in range(len(SPECIALS)))
         if found != SPECIALS:
-            raise ValueError(f"{self.path}: special ids {found} differ from vtlm's {SPECIALS}; retrain it with vtlm")
+            raise ValueError(
+                f"{self.path}: special ids {found} differ from vtlm's {SPECIALS}; retrain it with vtlm"
+            )
 
     @property
     def vocab_size(self) -> int:

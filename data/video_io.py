@@ -129,13 +129,13 @@ class DecordBackend:
     name = "decord"
 
     def __init__(self):
-        import decord  # raises ImportError where decord has no wheel
-
-        self._decord = decord
+        import decord  # noqa: F401  (raises ImportError where decord has no wheel)
 
     def _open(self, path):
+        import decord
+
         try:
-            return self._decord.VideoReader(str(path), num_threads=1)
+            return decord.VideoReader(str(path), num_threads=1)
         except Exception as err:  # decord raises DECORDError or RuntimeError
             raise VideoReadError(path, f"decord cannot open: {err}") from err
 

@@ -38,7 +38,9 @@ def to_uint8(video: torch.Tensor | np.ndarray) -> np.ndarray:
 def _check_frames(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-        raise ValueError(f"frames: expected uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}")
+        raise ValueError(
+            f"frames: expected uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {frames.shape}"
+        )
     return frames
 
 
@@ -135,7 +137,9 @@ def grid_video(columns: Sequence[np.ndarray], pad: int = 2, pad_value: int = 255
         raise ValueError("columns: expected at least one (B, T, H, W, 3) array")
     shapes = {(c.shape[0], c.shape[2], c.shape[3]) for c in columns}
     if len(shapes) != 1 or any(c.ndim != 5 or c.dtype != np.uint8 for c in columns):
-        raise ValueError(f"columns: expected uint8 (B, T, H, W, 3) with equal B, H, W, got {[c.shape for c in columns]}")
+        raise ValueError(
+            f"columns: expected uint8 (B, T, H, W, 3) with equal B, H, W, got {[c.shape for c in columns]}"
+        )
     batch, height, width = shapes.pop()
     frames = max(c.shape[1] for c in columns)
     out = np.full(

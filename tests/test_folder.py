@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from tests.conftest import moving_square
 from vtlm.data.batching import ImageVideoBatchSampler, collate_clips
 from vtlm.data.clips import ClipSpec
 from vtlm.data.folder import INDEX_NAME, FolderConfig, VideoFolderDataset
 from vtlm.data.manifest import class_caption
 from vtlm.data.writers import write_mp4
-from tests.conftest import moving_square
 
 
 def folder(root, **overrides):
@@ -47,10 +47,14 @@ def test_resize_crop_keeps_the_center_of_a_wide_video(video_folder):
 
 def test_stride_fps_and_windows(video_folder):
     root, _ = video_folder
-    ds = folder(root, media="videos", clip=ClipSpec(num_frames=5, frame_stride=3, window="center", resolution=32))
+    ds = folder(
+        root, media="videos", clip=ClipSpec(num_frames=5, frame_stride=3, window="center", resolution=32)
+    )
     k = [e.path for e in ds.entries].index("a.mp4")  # 24 frames, span 13 -> start 5
     assert ds[k]["meta"]["frame_indices"] == [5, 8, 11, 14, 17]
-    ds = folder(root, media="videos", clip=ClipSpec(num_frames=4, target_fps=5, window="start", resolution=32))
+    ds = folder(
+        root, media="videos", clip=ClipSpec(num_frames=4, target_fps=5, window="start", resolution=32)
+    )
     assert ds[k]["meta"]["frame_indices"] == [0, 2, 4, 6]  # 10 fps file -> every second frame
     ds = folder(root, media="videos", clip=ClipSpec(num_frames=9, window="random", resolution=32))
     starts = {ds[k]["meta"]["frame_indices"][0] for _ in range(12)}
@@ -83,7 +87,9 @@ def test_index_cache_is_reused_and_rebuilt_when_files_change(tmp_path, monkeypat
 
     calls = []
     real_probe = folder_module.probe_file
-    monkeypatch.setattr(folder_module, "probe_file", lambda path, backend: calls.append(path) or real_probe(path, backend))
+    monkeypatch.setattr(
+        folder_module, "probe_file", lambda path, backend: calls.append(path) or real_probe(path, backend)
+    )
     assert len(folder(tmp_path)) == 1 and calls == []  # cached
     write_mp4(tmp_path / "two.mp4", moving_square(12, 32, 32), fps=10)
     assert len(folder(tmp_path)) == 2 and [p.name for p in calls] == ["two.mp4"]
@@ -102,7 +108,9 @@ def test_splits_are_fixed_disjoint_and_cover_everything(tmp_path):
     }
     assert sum(map(len, parts.values())) == 40 and len(set.union(*parts.values())) == 40
     assert all(parts.values())
-    again = {e.path for e in folder(tmp_path, clip=clip, split="test", val_fraction=0.2, test_fraction=0.2).entries}
+    again = {
+        e.path for e in folder(tmp_path, clip=clip, split="test", val_fraction=0.2, test_fraction=0.2).entries
+    }
     assert again == parts["test"]
 
 
@@ -125,7 +133,9 @@ def test_images_and_videos_mix_in_batches_of_one_shape_each(video_folder):
     mixed = ConcatDataset([videos, images])
     counts = videos.frame_counts() + images.frame_counts()
     sampler = ImageVideoBatchSampler(counts, video_batch_size=2, image_batch_size=3, image_share=0.5, seed=1)
-    shapes = [tuple(b["video"].shape) for b in DataLoader(mixed, batch_sampler=sampler, collate_fn=collate_clips)]
+    shapes = [
+        tuple(b["video"].shape) for b in DataLoader(mixed, batch_sampler=sampler, collate_fn=collate_clips)
+    ]
     assert sorted(set(shapes)) == [(2, 3, 9, 32, 32), (3, 3, 1, 32, 32)]
     assert shapes.count((2, 3, 9, 32, 32)) == 2 and shapes.count((3, 3, 1, 32, 32)) == 2
     with pytest.raises(ValueError, match="ImageVideoBatchSampler"):
