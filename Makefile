@@ -51,13 +51,25 @@ test-fast: $(INSTALLED)
 demo: $(INSTALLED)
 	$(VENV)/bin/vtlm demo --out $(DEMO_OUT)
 
-bench: $(INSTALLED)
-	$(PIP) install -c $(CONSTRAINTS) -e ".[dev,bench]" || echo "some bench peers could not be installed; the bench reports them"
-	$(VENV)/bin/vtlm bench --out runs/bench
+# The peers live in their own venv: PyPI's torchvision (pulled by magvit2-pytorch) does not load
+# beside the CPU build of torch and then breaks lightning's imports, so it must never reach .venv.
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/.bench-installed: pyproject.toml
+	$(MAKE) install VENV=$(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -c $(BENCH_VENV)/torch-constraint.txt -e ".[dev,bench]" \
+		|| echo "some bench peers could not be installed; the bench reports them"
+	@$(BENCH_VENV)/bin/python -c "import torchvision" 2>/dev/null \
+		|| { echo "torchvision does not load beside this torch: removing it from $(BENCH_VENV)"; \
+		     $(BENCH_VENV)/bin/python -m pip uninstall -y torchvision; }
+	@touch $@
+
+bench: $(BENCH_VENV)/.bench-installed
+	$(BENCH_VENV)/bin/vtlm bench --out runs/bench
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .ruff_cache
