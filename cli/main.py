@@ -10,11 +10,14 @@ point, and nowhere in the library.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Callable
 
 GROUPS: dict[str, str] = {
     "data": "built-in datasets, folders of videos, caption text models",
+    "tokenizer": "train the causal 3-D video tokenizer, tokenize datasets into shards",
     "demo": "the researcher workflow end to end on built-in data",
     "bench": "vtlm beside its peers on the same workloads, with ratios",
 }
@@ -23,6 +26,10 @@ GROUPS: dict[str, str] = {
 def _group_commands(group: str) -> dict[str, Callable] | Callable:
     if group == "data":
         from .data_cmds import COMMANDS
+
+        return COMMANDS
+    if group == "tokenizer":
+        from .tokenizer_cmds import COMMANDS
 
         return COMMANDS
     if group == "demo":
@@ -50,9 +57,21 @@ def main(argv: list[str] | None = None) -> None:
     group, rest = argv[0], argv[1:]
     if group not in GROUPS:
         sys.exit(f"vtlm: unknown group {group!r}; expected one of {sorted(GROUPS)}\n\n{_usage()}")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("vtlm").setLevel(logging.INFO)
+    logging.getLogger("lightning.pytorch").propagate = False  # Lightning prints its own lines
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage()
+    )
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # EMA and frozen nets
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     # The commands print what a person needs; their return values serve Python callers.
-    auto_cli(_group_commands(group), args=rest, prog=f"vtlm {group}")
+    try:
+        auto_cli(_group_commands(group), args=rest, prog=f"vtlm {group}")
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("VTLM_DEBUG"):
+            raise
+        sys.exit(f"vtlm {group}: error: {err}")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ class VideoFolderDataset(Dataset):
     the source frame indices and any extra manifest fields.
     """
 
-    def __init__(self, cfg: FolderConfig):
+    def __init__(self, cfg: FolderConfig, allow_empty: bool = False):
         self.cfg = cfg
         self.root = Path(cfg.root).expanduser().resolve()
         if not self.root.is_dir():
@@ -181,7 +181,7 @@ class VideoFolderDataset(Dataset):
                 len(self.too_short),
                 next(iter(self.unreadable.items()), None) or self.too_short[:1],
             )
-        if not self.entries:
+        if not self.entries and not (allow_empty and files):
             raise ValueError(
                 f"{self.root}: no usable file for split {cfg.split!r} ({len(files)} {cfg.media} files found, "
                 f"{len(self.unreadable)} unreadable, {len(self.too_short)} shorter than "

@@ -54,3 +54,41 @@ def video_folder(tmp_path_factory):
 def _seeded():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def debug_tokenizer_run(tmp_path_factory):
+    """A debug-preset tokenizer trained for 40 steps by `vtlm tokenizer fit` (shared by tests).
+    Returns the run directory; RUN/tokenizer is the exported model directory."""
+    from vtlm.cli.main import main
+
+    run = tmp_path_factory.mktemp("tokenizer_run")
+    main(
+        [
+            "tokenizer",
+            "fit",
+            "--preset_name",
+            "debug",
+            "--trainer.out_dir",
+            str(run),
+            "--trainer.max_steps",
+            "40",
+            "--trainer.val_every_n_steps",
+            "20",
+            "--trainer.limit_val_batches",
+            "2",
+            "--trainer.progress_bar",
+            "false",
+            "--data.batch_size",
+            "4",
+            "--data.val_clips",
+            "8",
+            "--data.image_share",
+            "0.25",
+            "--optim.warmup_steps",
+            "5",
+            "--trainer.checkpoint_every_n_steps",
+            "20",
+        ]
+    )
+    return run

@@ -1,6 +1,7 @@
-"""README.md stays true: every `vtlm` command it shows runs as written."""
+"""README.md stays true: every `vtlm` command and Python example it shows runs as written."""
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def readme_commands() -> list[str]:
+def readme_commands() -> list[list[str]]:
     blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
-    return [
-        line.strip() for block in blocks for line in block.splitlines() if line.strip().startswith("vtlm ")
-    ]
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    return [shlex.split(line) for line in lines if line.startswith("vtlm ")]
 
 
 def test_readme_opens_with_the_two_commands():
@@ -28,25 +28,21 @@ def test_readme_opens_with_the_two_commands():
 
 
 @pytest.mark.slow
-def test_readme_vtlm_commands_run_as_written(tmp_path):
+def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch):
     commands = readme_commands()
-    assert len(commands) >= 4
+    assert len(commands) >= 6
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     vtlm = str(Path(sys.executable).with_name("vtlm"))
     for command in commands:
-        args = command.split()[1:]
-        result = subprocess.run([vtlm, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+        result = subprocess.run(
+            [vtlm, *command[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, f"{shlex.join(command)}\n{result.stderr[-2000:]}"
     assert (tmp_path / "runs/text/shapes.model").is_file()
-
-
-def test_readme_python_example_runs(tmp_path, monkeypatch):
-    from vtlm.data.synthetic import ShapesConfig, SyntheticConfig, write_synthetic
-
-    cfg = SyntheticConfig(shapes=ShapesConfig(resolution=32, num_frames=9))
-    write_synthetic(cfg, tmp_path / "runs/data/shapes", {"train": 3}, progress=False)
-    code = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
+    assert (tmp_path / "runs/tokens/shapes/train/index.json").is_file()
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(code, scope)
+    for code in re.findall(r"```python\n(.*?)```", README, flags=re.S):
+        exec(code, scope)
     assert tuple(scope["item"]["video"].shape) == (3, 9, 32, 32)
+    assert tuple(scope["codes"].shape) == (2, 3, 8, 8) and tuple(scope["frames"].shape) == (2, 3, 9, 32, 32)

@@ -1,0 +1,208 @@
+"""``vtlm tokenizer ...``: train the video tokenizer, export it, tokenize a dataset into shards."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from vtlm.data.video_datamodule import VideoDataConfig
+from vtlm.tokenizer.config import TokenizerConfig, preset
+from vtlm.tokenizer.objective import LossConfig
+from vtlm.train.optim import OptimConfig
+from vtlm.train.trainer import TrainerConfig, build_trainer
+
+from .overrides import apply_overrides, overrides_of
+
+TokenizerOverrides = overrides_of(TokenizerConfig)
+
+
+def fit(
+    preset_name: str = "small",
+    model: TokenizerOverrides = TokenizerOverrides(),
+    loss: LossConfig = LossConfig(),
+    optim: OptimConfig = OptimConfig(),
+    data: VideoDataConfig = VideoDataConfig(),
+    trainer: TrainerConfig = TrainerConfig(out_dir="runs/tokenizer"),
+    ema_decay: float | None = 0.999,
+) -> str:
+    """Train the causal 3-D tokenizer; resume from the run's last checkpoint when there is one.
+
+    Writes OUT/checkpoints (resumable), OUT/logs (CSV, TensorBoard), OUT/samples
+    (ground truth | reconstruction grids at each validation) and, at the end, OUT/tokenizer:
+    the model directory that `vtlm tokenizer encode` and `load_tokenizer` read.
+
+    Args:
+        preset_name: tokenizer preset (debug, small, base) that `model` fields override.
+        model: tokenizer fields to change from the preset.
+        loss: reconstruction, quantizer, perceptual and adversarial losses.
+        optim: AdamW and the warmup + cosine schedule.
+        data: training clips (built-in or a folder), image share, batch sizes.
+        trainer: run directory, steps, time budget, hardware, checkpoints, resumption.
+        ema_decay: EMA of the weights (evaluated and exported); null to turn off.
+    """
+    import lightning as L
+
+    from vtlm.data.video_datamodule import VideoDataModule
+    from vtlm.tokenizer.training import TokenizerModule, count_parameters
+
+    cfg = apply_overrides(preset(preset_name), model)
+    cfg.latent_shape(
+        data.num_frames, data.resolution, data.resolution
+    )  # impossible shapes fail before any work
+    L.seed_everything(trainer.seed, workers=True, verbose=False)
+    run_dir = trainer.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "preset": preset_name,
+        "model": cfg.to_dict(),
+        "loss": asdict(loss),
+        "optim": asdict(optim),
+        "data": asdict(data),
+        "trainer": asdict(trainer),
+        "ema_decay": ema_decay,
+    }
+    (run_dir / "run.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False))
+    module = TokenizerModule(
+        cfg,
+        loss,
+        optim,
+        total_steps=trainer.max_steps,
+        ema_decay=ema_decay,
+        sample_dir=str(run_dir / "samples"),
+    )
+    latent = cfg.latent_shape(data.num_frames, data.resolution, data.resolution)
+    print(
+        f"tokenizer: {count_parameters(module.tokenizer) / 1e6:.2f}M parameters, {cfg.quantizer} "
+        f"({cfg.codebook_size or 'continuous'} codes); {data.num_frames}x{data.resolution}x{data.resolution} -> "
+        f"{latent[0]}x{latent[1]}x{latent[2]} latents; run dir {run_dir}",
+        flush=True,
+    )
+    pl_trainer = build_trainer(trainer)
+    start = time.perf_counter()
+    pl_trainer.fit(module, datamodule=VideoDataModule(data), ckpt_path=trainer.resume_path())
+    minutes = (time.perf_counter() - start) / 60
+    if pl_trainer.is_global_zero:
+        if not module.last_val:  # a run too short to validate still reports its metrics
+            pl_trainer.validate(module, datamodule=VideoDataModule(data), verbose=False)
+        out = module.export(run_dir / "tokenizer")
+        summary = {"step": int(module.global_step), "minutes": round(minutes, 2), **module.last_val}
+        print(
+            f"exported {out}: "
+            + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
+        )
+        return str(out)
+    return ""
+
+
+def encode(
+    tokenizer: str,
+    out: str,
+    data: VideoDataConfig = VideoDataConfig(),
+    splits: list[str] = ["train", "val", "test"],  # noqa: B006 (jsonargparse needs a literal default)
+    num_clips: dict[str, int] | None = None,
+    max_frames: int | None = None,
+    batch_size: int = 16,
+    workers: int = 0,
+    clips_per_shard: int = 1024,
+    chunk_frames: int | None = None,
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "cpu",
+) -> str:
+    """Tokenize a dataset into token shards (OUT/SPLIT/...), resumable and spread over processes.
+
+    Built-in data: `num_clips` clips per split (default train 2048, val 128, test 128) of
+    data.num_frames frames. Folder data: every file whole (up to max_frames), so the GPT can
+    read windows of any length. Each split gets its own shard folder with an index.json that
+    records the tokenizer that made it.
+
+    Args:
+        tokenizer: model directory written by `vtlm tokenizer fit` (RUN/tokenizer).
+        out: output folder; OUT/train, OUT/val, OUT/test are created.
+        data: the clips: source, frames per clip, resolution (as for fit).
+        splits: which splits to encode.
+        num_clips: clips per split for built-in data, e.g. {train: 4096, val: 256}.
+        max_frames: cap on frames per file for folder data (None: whole files).
+        batch_size: clips encoded together.
+        workers: data loader processes per rank.
+        clips_per_shard: clips per shard file.
+        chunk_frames: encode long videos in causal chunks of this many frames (bounded memory).
+        devices: processes on this machine (each encodes a disjoint slice).
+        num_nodes: machines.
+        accelerator: cpu, cuda, auto.
+    """
+    import lightning as L
+
+    from vtlm.data.clips import ClipSpec
+    from vtlm.data.folder import FolderConfig
+    from vtlm.data.video_datamodule import _synthetic
+    from vtlm.data.whole_videos import WholeVideoDataset
+    from vtlm.tokenizer.encode import encode_to_shards, finish_index
+    from vtlm.tokenizer.io import load_tokenizer
+
+    fabric = L.Fabric(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy="ddp" if devices * num_nodes > 1 else "auto",
+    )
+    fabric.launch()
+    model = load_tokenizer(tokenizer, device=fabric.device)
+    if model.codebook_size is None:
+        raise ValueError(
+            f"tokenizer: {tokenizer} has a continuous bottleneck ({model.cfg.quantizer}); shards hold discrete codes"
+        )
+    model.cfg.latent_shape(data.num_frames, data.resolution, data.resolution)
+    counts = {"train": 2048, "val": 128, "test": 128, **(num_clips or {})}
+    for split in splits:
+        split_dir = Path(out) / split
+        if data.source == "synthetic":
+            dataset = _synthetic(data, split, data.num_frames, counts[split])
+            keys = [f"{data.synthetic.kind}/{split}/{i:07d}" for i in range(len(dataset))]
+        else:
+            spec = ClipSpec(num_frames=1, resolution=data.resolution)
+            folder = FolderConfig(
+                root=data.folder_root, clip=spec, captions=data.folder_captions, media="videos", split=split
+            )
+            dataset = WholeVideoDataset(folder, model.cfg.temporal_downsample, max_frames)
+            keys = [dataset.key(i) for i in range(len(dataset))]
+            if not keys:
+                print(f"{split}: no file of {data.folder_root} is in this split; skipped")
+                continue
+        result = encode_to_shards(
+            model,
+            dataset,
+            keys,
+            split_dir,
+            fabric.global_rank,
+            fabric.world_size,
+            batch_size,
+            workers,
+            clips_per_shard,
+            chunk_frames,
+            progress=fabric.is_global_zero,
+        )
+        print(f"rank {fabric.global_rank} {split}: {result}", flush=True)
+        fabric.barrier()
+        if fabric.is_global_zero:
+            index = finish_index(
+                split_dir,
+                tokenizer,
+                model,
+                {
+                    "source": data.source,
+                    "num_frames": data.num_frames,
+                    "resolution": data.resolution,
+                    "split": split,
+                },
+            )
+            print(f"wrote {index}")
+        fabric.barrier()
+    return str(out)
+
+
+COMMANDS = {"fit": fit, "encode": encode}
