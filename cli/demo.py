@@ -2,14 +2,16 @@
 
 The stages that exist run in order and print where their output is:
 
-1. write the built-in ``shapes`` dataset (with collisions and a camera pan) as mp4 files;
-2. inspect it and write a preview of every split;
-3. read it back through the real-file path (decord, PyAV fallback) in batches that mix
-   images (1-frame clips) and videos;
-4. train a SentencePiece caption model;
-5. write a sample sheet (GIF and PNG) of held-out clips with their captions.
+1. write the built-in ``shapes`` dataset (collisions, camera pan) as mp4 files, inspect it;
+2. read it back through the real-file path in batches that mix images and videos;
+3. train a SentencePiece caption model;
+4. train the causal 3-D tokenizer (9x32x32 clips -> 3x8x8 FSQ codes);
+5. tokenize train / val / test once into token shards;
+6. train the GPT on the shards;
+7. write sheets of held-out clips: ground truth | reconstruction | GPT continuation of the
+   first 5 frames, and text-to-video samples from held-out captions.
 
-Tokenizer, GPT, diffusion and evaluation stages join here as they land.
+Diffusion and evaluation stages join here as they land.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
+import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from vtlm.data.batching import ImageVideoBatchSampler, collate_clips
@@ -27,89 +29,185 @@ from vtlm.data.folder import FolderConfig, VideoFolderDataset
 from vtlm.data.inspect import format_summary, inspect_folder
 from vtlm.data.synthetic import ShapesConfig, SyntheticConfig, write_synthetic
 from vtlm.data.text import TextTokenizer, train_text_tokenizer
+from vtlm.data.token_datamodule import TokenDataConfig
+from vtlm.data.video_datamodule import VideoDataConfig
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_png
+from vtlm.train.optim import OptimConfig
+from vtlm.train.trainer import TrainerConfig
+
+from .gpt_cmds import GPTOverrides
+from .gpt_cmds import fit as fit_gpt
+from .tokenizer_cmds import TokenizerOverrides, encode, fit
+
+SHAPES = ShapesConfig(resolution=32, num_frames=17, collisions=True, camera_pan=True)
 
 
-def _stage(name: str, start: float) -> None:
-    print(f"[{time.perf_counter() - start:6.1f} s] {name}", flush=True)
+class _Clock:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def stage(self, text: str) -> None:
+        print(f"\n[{time.perf_counter() - self.start:6.1f} s] {text}", flush=True)
 
 
-def demo(out: str = "runs/demo", quick: bool = False, seed: int = 0, workers: int = 2) -> dict:
-    """Run the workflow on built-in data and print where every output is.
-
-    Args:
-        out: output folder.
-        quick: a smaller run (for tests and a first look).
-        seed: dataset seed.
-        workers: processes writing video files.
-    """
-    start = time.perf_counter()
-    out_dir = Path(out)
-    shapes = ShapesConfig(resolution=32, num_frames=17, collisions=True, camera_pan=True)
-    data = SyntheticConfig(kind="shapes", shapes=shapes, seed=seed)
-    counts = {"train": 48, "val": 8, "test": 8} if quick else {"train": 512, "val": 64, "test": 64}
-    data_dir = out_dir / "data" / "shapes"
-
-    _stage(f"1. writing {sum(counts.values())} shapes clips to {data_dir}", start)
-    manifest = write_synthetic(data, data_dir, counts, workers=workers, progress=not quick)
-
-    _stage("2. inspecting the written files", start)
-    summary = inspect_folder(data_dir, preview=out_dir / "preview.png", preview_clips=6)
-    print(format_summary(summary))
-    if summary["unreadable"]:
-        raise RuntimeError(f"{len(summary['unreadable'])} files written by the demo are unreadable")
-
-    _stage("3. reading batches back: 9-frame clips (stride 2) mixed with 1-frame images", start)
-    videos = VideoFolderDataset(
-        FolderConfig(
-            root=str(data_dir), split="train", clip=ClipSpec(num_frames=9, resolution=32, frame_stride=2)
-        )
-    )
+def _mixed_batches(data_dir: Path, seed: int) -> dict[str, int]:
+    clip = ClipSpec(num_frames=9, resolution=32, frame_stride=2)
+    videos = VideoFolderDataset(FolderConfig(root=str(data_dir), split="train", clip=clip))
     images = VideoFolderDataset(
         FolderConfig(root=str(data_dir), split="train", clip=ClipSpec(num_frames=1, resolution=32))
     )
-    mixed = ConcatDataset([videos, images])
+    counts = videos.frame_counts() + images.frame_counts()
     sampler = ImageVideoBatchSampler(
-        videos.frame_counts() + images.frame_counts(),
-        video_batch_size=8,
-        image_batch_size=32,
-        image_share=0.25,
-        seed=seed,
+        counts, video_batch_size=8, image_batch_size=32, image_share=0.25, seed=seed
     )
-    shapes_seen: dict[str, int] = {}
-    for batch in DataLoader(mixed, batch_sampler=sampler, collate_fn=collate_clips):
+    seen: dict[str, int] = {}
+    for batch in DataLoader(ConcatDataset([videos, images]), batch_sampler=sampler, collate_fn=collate_clips):
         key = "x".join(map(str, batch["video"].shape))
-        shapes_seen[key] = shapes_seen.get(key, 0) + 1
-    print(f"   batches (B x C x T x H x W: count): {shapes_seen}")
+        seen[key] = seen.get(key, 0) + 1
+    return seen
 
-    _stage("4. training the caption text model", start)
+
+def _text_model(manifest: Path, out: Path) -> Path:
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]
     captions = [r[k] for r in rows if r["split"] == "train" for k in ("caption_terse", "caption_descriptive")]
-    text_model = train_text_tokenizer(captions, out_dir / "text" / "shapes.model", vocab_size=512)
-    text = TextTokenizer(text_model)
+    path = train_text_tokenizer(captions, out, vocab_size=512)
     example = rows[0]["caption_descriptive"]
-    print(f"   {text_model}: {text.vocab_size} pieces; {example!r} -> {len(text.encode(example))} pieces")
+    print(
+        f"   {path}: {TextTokenizer(path).vocab_size} pieces; {example!r} -> {len(TextTokenizer(path).encode(example))} pieces"
+    )
+    return path
 
-    _stage("5. writing a sheet of held-out clips", start)
+
+def _sheets(data_dir: Path, gpt_dir: Path, out_dir: Path, seed: int) -> list[Path]:
+    """Held-out clips: ground truth | reconstruction | continuation of the first 5 frames;
+    and text-to-video samples for the same captions."""
+    from vtlm.generate.gpt import GPTGenerator
+    from vtlm.gpt.sampling import SamplingConfig
+
+    generator = GPTGenerator(gpt_dir, sampling=SamplingConfig(temperature=1.0, top_k=100, cfg_scale=3.0))
     held_out = VideoFolderDataset(
         FolderConfig(
             root=str(data_dir), split="test", clip=ClipSpec(num_frames=17, resolution=32, window="start")
         )
     )
     picks = [held_out[i] for i in range(min(4, len(held_out)))]
-    clips = np.stack([to_uint8(item["video"]) for item in picks])
-    sheet = upscale(grid_video([clips]), 3)
-    gif = write_gif(out_dir / "test_clips.gif", sheet, fps=6)
-    png = write_png(out_dir / "test_clips.png", frame_strip(sheet, max_frames=9))
-    for k, item in enumerate(picks):
-        print(f"   row {k}: {item['caption']}")
-    print(f"   {gif}\n   {png}")
+    clips = torch.stack([item["video"] for item in picks])
+    captions = [item["caption"] for item in picks]
+    recon = generator.tokenizer.decode(generator.tokenizer.encode(clips))
+    continued = generator.generate(captions, 17, prefix=clips[:, :, :5], seed=seed)
+    from_text = generator.generate(captions, 17, seed=seed)
+    for k, caption in enumerate(captions):
+        print(f"   row {k}: {caption}")
+    written = []
+    for name, columns in (("continuation", [clips, recon, continued]), ("text_to_video", [clips, from_text])):
+        sheet = upscale(grid_video([to_uint8(c) for c in columns]), 3)
+        written.append(write_gif(out_dir / f"{name}.gif", sheet, fps=6))
+        written.append(write_png(out_dir / f"{name}.png", frame_strip(sheet, max_frames=9)))
+    return written
 
-    _stage(f"done: everything is under {out_dir}", start)
+
+def demo(
+    out: str = "runs/demo",
+    quick: bool = False,
+    seed: int = 0,
+    workers: int = 2,
+    tokenizer_minutes: float = 6.0,
+    gpt_minutes: float = 5.0,
+) -> dict:
+    """Run the workflow on built-in data and print where every output is.
+
+    Args:
+        out: output folder.
+        quick: a small, fast run (for tests and a first look).
+        seed: dataset seed.
+        workers: processes writing video files.
+        tokenizer_minutes: training budget of the tokenizer (the full run).
+        gpt_minutes: training budget of the GPT (the full run).
+    """
+    clock, out_dir = _Clock(), Path(out)
+    counts = {"train": 48, "val": 8, "test": 8} if quick else {"train": 512, "val": 64, "test": 64}
+    data_dir = out_dir / "data" / "shapes"
+
+    clock.stage(f"1. writing {sum(counts.values())} shapes clips to {data_dir} and inspecting them")
+    manifest = write_synthetic(
+        SyntheticConfig(shapes=SHAPES, seed=seed), data_dir, counts, workers=workers, progress=not quick
+    )
+    summary = inspect_folder(data_dir, preview=out_dir / "preview.png", preview_clips=6)
+    print(format_summary(summary))
+    if summary["unreadable"]:
+        raise RuntimeError(f"{len(summary['unreadable'])} files written by the demo are unreadable")
+
+    clock.stage("2. reading batches back: 9-frame clips (stride 2) mixed with 1-frame images")
+    print(f"   batches (B x C x T x H x W: count): {_mixed_batches(data_dir, seed)}")
+
+    clock.stage("3. training the caption text model")
+    text_model = _text_model(manifest, out_dir / "text" / "shapes.model")
+
+    clock.stage("4. training the tokenizer: 9x32x32 clips -> 3x8x8 FSQ codes")
+    data = VideoDataConfig(
+        synthetic=SyntheticConfig(shapes=SHAPES, seed=seed), image_share=0.1, val_clips=32 if quick else 128
+    )
+    trainer = TrainerConfig(
+        out_dir=str(out_dir / "tokenizer"),
+        max_steps=30 if quick else 5000,
+        max_minutes=None if quick else tokenizer_minutes,
+        val_every_n_steps=30 if quick else 500,
+        limit_val_batches=4 if quick else 16,
+        progress_bar=not quick,
+        seed=seed,
+    )
+    tokenizer_dir = Path(
+        fit(
+            "debug" if quick else "small",
+            TokenizerOverrides(),
+            data=data,
+            trainer=trainer,
+            optim=OptimConfig(warmup_steps=5 if quick else 100, min_lr_ratio=0.05),
+        )
+    )
+
+    clock.stage("5. tokenizing train / val / test into token shards")
+    shard_counts = {"train": 64, "val": 8, "test": 8} if quick else {"train": 4096, "val": 256, "test": 256}
+    shards = Path(
+        encode(str(tokenizer_dir), str(out_dir / "tokens"), data=data, num_clips=shard_counts, batch_size=32)
+    )
+
+    clock.stage("6. training the GPT on the shards")
+    gpt_trainer = TrainerConfig(
+        out_dir=str(out_dir / "gpt"),
+        max_steps=30 if quick else 20000,
+        max_minutes=None if quick else gpt_minutes,
+        val_every_n_steps=30 if quick else 500,
+        limit_val_batches=2 if quick else 8,
+        progress_bar=not quick,
+        seed=seed,
+    )
+    tokens = TokenDataConfig(
+        train=str(shards / "train"),
+        val=str(shards / "val"),
+        text_model=str(text_model),
+        window=3,
+        batch_size=16,
+    )
+    gpt_dir = Path(
+        fit_gpt(
+            "debug" if quick else "small",
+            GPTOverrides(),
+            data=tokens,
+            trainer=gpt_trainer,
+            optim=OptimConfig(lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
+        )
+    )
+
+    clock.stage("7. sampling held-out continuations (first 5 frames given) and text-to-video clips")
+    sheets = _sheets(data_dir, gpt_dir, out_dir, seed)
+    print("".join(f"   {path}\n" for path in sheets), end="")
+
+    clock.stage(f"done: everything is under {out_dir}")
     return {
         "data": str(data_dir),
-        "preview": summary.get("preview"),
-        "gif": str(gif),
-        "png": str(png),
-        "batches": shapes_seen,
+        "tokenizer": str(tokenizer_dir),
+        "shards": str(shards),
+        "gpt": str(gpt_dir),
+        "sheets": [str(p) for p in sheets],
     }

@@ -18,6 +18,8 @@ from collections.abc import Callable
 GROUPS: dict[str, str] = {
     "data": "built-in datasets, folders of videos, caption text models",
     "tokenizer": "train the causal 3-D video tokenizer, tokenize datasets into shards",
+    "gpt": "train the GPT over [caption | video codes] on token shards",
+    "sample": "videos from a trained generator: from a caption, a prefix video, or both",
     "demo": "the researcher workflow end to end on built-in data",
     "bench": "vtlm beside its peers on the same workloads, with ratios",
 }
@@ -32,6 +34,14 @@ def _group_commands(group: str) -> dict[str, Callable] | Callable:
         from .tokenizer_cmds import COMMANDS
 
         return COMMANDS
+    if group == "gpt":
+        from .gpt_cmds import COMMANDS
+
+        return COMMANDS
+    if group == "sample":
+        from .sample_cmds import sample
+
+        return sample
     if group == "demo":
         from .demo import demo
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict
 from pathlib import Path
-
-import yaml
 
 from vtlm.data.video_datamodule import VideoDataConfig
 from vtlm.tokenizer.config import TokenizerConfig, preset
 from vtlm.tokenizer.objective import LossConfig
 from vtlm.train.optim import OptimConfig
-from vtlm.train.trainer import TrainerConfig, build_trainer
+from vtlm.train.trainer import TrainerConfig
 
 from .overrides import apply_overrides, overrides_of
+from .runs import fit_and_export, start_run
 
 TokenizerOverrides = overrides_of(TokenizerConfig)
 
@@ -44,18 +41,13 @@ def fit(
         trainer: run directory, steps, time budget, hardware, checkpoints, resumption.
         ema_decay: EMA of the weights (evaluated and exported); null to turn off.
     """
-    import lightning as L
-
     from vtlm.data.video_datamodule import VideoDataModule
     from vtlm.tokenizer.training import TokenizerModule, count_parameters
 
     cfg = apply_overrides(preset(preset_name), model)
-    cfg.latent_shape(
+    latent = cfg.latent_shape(
         data.num_frames, data.resolution, data.resolution
-    )  # impossible shapes fail before any work
-    L.seed_everything(trainer.seed, workers=True, verbose=False)
-    run_dir = trainer.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    )  # impossible shapes fail here
     settings = {
         "preset": preset_name,
         "model": cfg.to_dict(),
@@ -65,7 +57,7 @@ def fit(
         "trainer": asdict(trainer),
         "ema_decay": ema_decay,
     }
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False))
+    run_dir = start_run(trainer, settings)
     module = TokenizerModule(
         cfg,
         loss,
@@ -74,28 +66,13 @@ def fit(
         ema_decay=ema_decay,
         sample_dir=str(run_dir / "samples"),
     )
-    latent = cfg.latent_shape(data.num_frames, data.resolution, data.resolution)
     print(
         f"tokenizer: {count_parameters(module.tokenizer) / 1e6:.2f}M parameters, {cfg.quantizer} "
         f"({cfg.codebook_size or 'continuous'} codes); {data.num_frames}x{data.resolution}x{data.resolution} -> "
         f"{latent[0]}x{latent[1]}x{latent[2]} latents; run dir {run_dir}",
         flush=True,
     )
-    pl_trainer = build_trainer(trainer)
-    start = time.perf_counter()
-    pl_trainer.fit(module, datamodule=VideoDataModule(data), ckpt_path=trainer.resume_path())
-    minutes = (time.perf_counter() - start) / 60
-    if pl_trainer.is_global_zero:
-        if not module.last_val:  # a run too short to validate still reports its metrics
-            pl_trainer.validate(module, datamodule=VideoDataModule(data), verbose=False)
-        out = module.export(run_dir / "tokenizer")
-        summary = {"step": int(module.global_step), "minutes": round(minutes, 2), **module.last_val}
-        print(
-            f"exported {out}: "
-            + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
-        )
-        return str(out)
-    return ""
+    return fit_and_export(trainer, module, VideoDataModule(data), "tokenizer")
 
 
 def encode(

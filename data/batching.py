@@ -16,19 +16,24 @@ import torch
 from torch.utils.data import Sampler
 
 
-def collate_clips(items: Sequence[dict]) -> dict:
-    """Stack dataset items into a batch; every item must have the same (3, T, H, W)."""
-    shapes = {tuple(item["video"].shape) for item in items}
+def stack_batch(items: Sequence[dict], key: str) -> dict:
+    """Stack ``item[key]`` tensors (all of one shape) and list every other field."""
+    shapes = {tuple(item[key].shape) for item in items}
     if len(shapes) != 1:
         raise ValueError(
-            f"collate_clips: clips of different shapes {sorted(shapes)} in one batch; "
+            f"batch: {key} of different shapes {sorted(shapes)} in one batch; "
             "use ImageVideoBatchSampler to keep images and videos in separate batches"
         )
-    return {
-        "video": torch.stack([item["video"] for item in items]),
-        "caption": [item["caption"] for item in items],
-        "meta": [item.get("meta", {}) for item in items],
-    }
+    batch = {key: torch.stack([item[key] for item in items])}
+    for field in items[0]:
+        if field != key:
+            batch[field] = [item.get(field) for item in items]
+    return batch
+
+
+def collate_clips(items: Sequence[dict]) -> dict:
+    """Clips (3, T, H, W) -> ``{"video": (B, 3, T, H, W), "caption": [...], "meta": [...]}``."""
+    return stack_batch(items, "video")
 
 
 class ImageVideoBatchSampler(Sampler[list[int]]):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .batching import stack_batch
 from .shards import FORMAT_VERSION, INDEX_FORMAT, INDEX_NAME, ShardError, read_shard_header, verify_shard
 
 
@@ -220,14 +221,4 @@ def collate_codes(items: Sequence[dict]) -> dict:
     Raises:
         ValueError: items of different (t, h, w) shapes.
     """
-    shapes = {tuple(item["codes"].shape) for item in items}
-    if len(shapes) != 1:
-        raise ValueError(
-            f"collate_codes: codes of different shapes {sorted(shapes)} in one batch; "
-            "use ImageVideoBatchSampler with dataset.frame_counts() to keep shapes apart"
-        )
-    return {
-        "codes": torch.stack([item["codes"] for item in items]),
-        "caption": [item["caption"] for item in items],
-        "meta": [item.get("meta", {}) for item in items],
-    }
+    return stack_batch(items, "codes")

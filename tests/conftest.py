@@ -92,3 +92,73 @@ def debug_tokenizer_run(tmp_path_factory):
         ]
     )
     return run
+
+
+@pytest.fixture(scope="session")
+def token_pipeline(debug_tokenizer_run, tmp_path_factory):
+    """Token shards (train 24, val 8 clips of 9x32x32 shapes) from the debug tokenizer, and a
+    caption text model: what `vtlm gpt fit` reads. Returns a dict of paths."""
+    from vtlm.cli.main import main
+
+    root = tmp_path_factory.mktemp("tokens")
+    main(
+        [
+            "tokenizer",
+            "encode",
+            str(debug_tokenizer_run / "tokenizer"),
+            str(root / "tokens"),
+            "--splits",
+            "[train, val]",
+            "--num_clips",
+            "{train: 24, val: 8}",
+            "--batch_size",
+            "8",
+        ]
+    )
+    main(["data", "train-text", str(root / "text.model"), "--num_captions", "400", "--vocab_size", "400"])
+    return {
+        "train": root / "tokens" / "train",
+        "val": root / "tokens" / "val",
+        "text": root / "text.model",
+        "tokenizer": debug_tokenizer_run / "tokenizer",
+        "root": root,
+    }
+
+
+@pytest.fixture(scope="session")
+def debug_gpt_run(token_pipeline, tmp_path_factory):
+    """A debug-preset GPT trained for 30 steps on the token pipeline; returns its run dir."""
+    from vtlm.cli.main import main
+
+    run = tmp_path_factory.mktemp("gpt_run")
+    main(
+        [
+            "gpt",
+            "fit",
+            "--preset_name",
+            "debug",
+            "--data.train",
+            str(token_pipeline["train"]),
+            "--data.val",
+            str(token_pipeline["val"]),
+            "--data.text_model",
+            str(token_pipeline["text"]),
+            "--data.batch_size",
+            "8",
+            "--trainer.out_dir",
+            str(run),
+            "--trainer.max_steps",
+            "30",
+            "--trainer.val_every_n_steps",
+            "15",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.progress_bar",
+            "false",
+            "--optim.lr",
+            "0.003",
+            "--optim.warmup_steps",
+            "3",
+        ]
+    )
+    return run

@@ -127,7 +127,16 @@ def test_help_and_print_config_work(tmp_path):
 def test_quick_demo_runs_end_to_end(tmp_path):
     result = run("demo", "--out", str(tmp_path / "demo"), "--quick", "true")
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("preview.png", "test_clips.gif", "test_clips.png", "text/shapes.model"):
+    for name in (
+        "preview.png",
+        "continuation.gif",
+        "continuation.png",
+        "text_to_video.gif",
+        "text/shapes.model",
+        "tokenizer/tokenizer/weights.safetensors",
+        "tokens/test/index.json",
+        "gpt/gpt/weights.safetensors",
+    ):
         assert (tmp_path / "demo" / name).is_file(), name
     assert "done" in result.stdout
 

@@ -26,17 +26,27 @@ class CausalConv3d(nn.Module):
     """Conv3d padded in time on the past only (first frame replicated), zero-padded 'same' in space.
 
     Args:
-        kernel: (kt, kh, kw) with odd kh, kw.
+        kernel: (kt, kh, kw).
         stride: (st, sh, sw); a temporal stride st maps 1 + k * st frames to 1 + k.
+        space_padding: zeros on each side of H and W (default kh // 2: 'same' for odd kernels).
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel=(3, 3, 3), stride=(1, 1, 1), bias: bool = True):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel=(3, 3, 3),
+        stride=(1, 1, 1),
+        bias: bool = True,
+        space_padding: int | None = None,
+    ):
         super().__init__()
         self.kernel, self.stride = tuple(kernel), tuple(stride)
         kt, kh, kw = self.kernel
         self.time_pad = kt - 1
+        pad_h, pad_w = (kh // 2, kw // 2) if space_padding is None else (space_padding, space_padding)
         self.conv = nn.Conv3d(
-            c_in, c_out, self.kernel, stride=self.stride, padding=(0, kh // 2, kw // 2), bias=bias
+            c_in, c_out, self.kernel, stride=self.stride, padding=(0, pad_h, pad_w), bias=bias
         )
         self.stream: dict | None = None  # {"tail": Tensor | None} while streaming
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
+
+from vtlm.train.checkpoint import config_from_dict
 
 QUANTIZERS = ("fsq", "lfq", "vq", "none", "kl")
 
@@ -126,11 +128,7 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TokenizerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"tokenizer config: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 PRESETS: dict[str, TokenizerConfig] = {

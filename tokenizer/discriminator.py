@@ -3,9 +3,9 @@
 Layout of the network (``num_layers = L``)::
 
     conv(3 -> c, stride (2, 2, 2))                          LeakyReLU(0.2)
-    conv(c -> 2c, stride (2, 2, 2))      FrameGroupNorm     LeakyReLU(0.2)   } L - 1 times,
+    conv(c -> 2c, stride (2, 2, 2))      per-frame norm     LeakyReLU(0.2)   } L - 1 times,
     ...                                                                      } widths capped
-    conv(-> 2^L c, stride (1, 1, 1))     FrameGroupNorm     LeakyReLU(0.2)     at max_channels
+    conv(-> 2^L c, stride (1, 1, 1))     per-frame norm     LeakyReLU(0.2)     at max_channels
     conv(-> 1, stride (1, 1, 1))                            logits
 
 Every conv has kernel ``(temporal_kernel, 4, 4)``. Space is zero-padded by 1 pixel on each
@@ -26,11 +26,12 @@ causality above true, and it behaves the same for T = 1 and T = 17.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from .blocks import CausalConv3d, norm
 
 
 @dataclass
@@ -65,47 +66,11 @@ class DiscriminatorConfig:
         return cls(channels=8, num_layers=2, max_channels=32, temporal_kernel=3)
 
 
-class FrameGroupNorm(nn.Module):
-    """GroupNorm over (channels, H, W) of each frame: (B, C, T, H, W) -> same shape.
-
-    Time is folded into the batch, so no statistic mixes frames or batch elements.
-    Uses gcd(32, C) groups.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = nn.GroupNorm(math.gcd(32, channels), channels, eps=1e-6)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        frames = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*T, C, H, W)
-        frames = self.norm(frames)
-        return frames.reshape(b, t, c, h, w).transpose(1, 2)  # (B, C, T, H, W)
-
-
-class CausalConv3d(nn.Module):
-    """Conv3d with kernel (kt, 4, 4): replicate-pads kt - 1 past frames, zero-pads 1 px in space.
-
-    (B, C_in, T, H, W) -> (B, C_out, (T - 1) // s_t + 1, (H - 2) // s + 1, (W - 2) // s + 1).
-    """
-
-    def __init__(self, c_in: int, c_out: int, temporal_kernel: int, stride: int, bias: bool) -> None:
-        super().__init__()
-        self.time_pad = temporal_kernel - 1
-        self.conv = nn.Conv3d(
-            c_in,
-            c_out,
-            (temporal_kernel, 4, 4),
-            stride=(stride, stride, stride),
-            padding=(0, 1, 1),
-            bias=bias,
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.time_pad:
-            first = x[:, :, :1].expand(-1, -1, self.time_pad, -1, -1)  # (B, C, kt-1, H, W)
-            x = torch.cat([first, x], dim=2)
-        return self.conv(x)
+def _conv(c_in: int, c_out: int, temporal_kernel: int, stride: int, bias: bool) -> CausalConv3d:
+    """Kernel (kt, 4, 4), 1 px of zeros in space: (T, H, W) -> ((T - 1) // s + 1, (H - 2) // s + 1, ...)."""
+    return CausalConv3d(
+        c_in, c_out, kernel=(temporal_kernel, 4, 4), stride=(stride,) * 3, bias=bias, space_padding=1
+    )
 
 
 class PatchDiscriminator3D(nn.Module):
@@ -117,19 +82,19 @@ class PatchDiscriminator3D(nn.Module):
         kt = config.temporal_kernel
         width = [min(config.channels * 2**i, config.max_channels) for i in range(config.num_layers + 1)]
 
-        layers: list[nn.Module] = [CausalConv3d(3, width[0], kt, stride=2, bias=True), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [_conv(3, width[0], kt, stride=2, bias=True), nn.LeakyReLU(0.2)]
         for i in range(1, config.num_layers):
             layers += [
-                CausalConv3d(width[i - 1], width[i], kt, stride=2, bias=False),
-                FrameGroupNorm(width[i]),
+                _conv(width[i - 1], width[i], kt, stride=2, bias=False),
+                norm(width[i]),
                 nn.LeakyReLU(0.2),
             ]
         c_last = width[config.num_layers - 1]
         layers += [
-            CausalConv3d(c_last, width[config.num_layers], kt, stride=1, bias=False),
-            FrameGroupNorm(width[config.num_layers]),
+            _conv(c_last, width[config.num_layers], kt, stride=1, bias=False),
+            norm(width[config.num_layers]),
             nn.LeakyReLU(0.2),
-            CausalConv3d(width[config.num_layers], 1, kt, stride=1, bias=True),
+            _conv(width[config.num_layers], 1, kt, stride=1, bias=True),
         ]
         self.layers = nn.Sequential(*layers)
         self.reset_parameters()

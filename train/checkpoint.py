@@ -8,15 +8,27 @@ into place, so a killed save leaves the previous directory intact.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
 CONFIG_NAME, WEIGHTS_NAME = "config.yaml", "weights.safetensors"
+T = TypeVar("T")
+
+
+def config_from_dict(cls: type[T], values: dict) -> T:
+    """A config dataclass from the plain values of a config.yaml; unknown keys are named."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
 
 
 def save_model_dir(

@@ -1,0 +1,47 @@
+"""The generator interface and the loader that picks an implementation from a model directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import yaml
+
+from vtlm.gpt.sampling import SamplingConfig
+
+
+class Generator(Protocol):
+    """Anything that turns captions (and optionally the first frames) into videos."""
+
+    #: pixel frames per latent frame after the first, and pixel side of the output
+    temporal_stride: int
+    resolution: int
+
+    def generate(
+        self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
+    ) -> torch.Tensor:
+        """Videos (B, 3, num_frames, H, W) in [-1, 1], B = len(captions).
+
+        ``prefix``: (B, 3, k, H, W) in [-1, 1], the first k frames, returned unchanged at the
+        start of each video. ``num_frames`` and k are 1 + j * temporal_stride.
+        """
+
+
+def load_generator(
+    path: str | os.PathLike, device: str = "cpu", sampling: SamplingConfig | None = None
+) -> Generator:
+    """The generator stored in a model directory, by the ``kind`` in its config.yaml.
+
+    ``sampling``: temperature, top-k / top-p and guidance of an autoregressive generator.
+    """
+    config = Path(path) / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"{path}: not a model directory (no config.yaml)")
+    kind = yaml.safe_load(config.read_text()).get("kind")
+    if kind == "gpt":
+        from .gpt import GPTGenerator
+
+        return GPTGenerator(path, device=device, sampling=sampling)
+    raise ValueError(f"{path}: no generator for model kind {kind!r} (expected 'gpt')")

@@ -1,0 +1,84 @@
+"""The GPT: a pre-norm decoder (RMSNorm, causal attention with RoPE, SwiGLU) over token ids.
+
+The network maps ids (B, N) at positions (N, 3) to logits (B, N, vocab); what the sequence
+means (vocab.py) and how it is trained (objective.py) or sampled (sampling.py) live apart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vtlm.layers.attention import Attention
+from vtlm.layers.basic import RMSNorm, SwiGLU
+from vtlm.layers.rope import rope_angles
+
+from .config import GPTConfig
+from .vocab import Vocab
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.norm1, self.norm2 = RMSNorm(cfg.dim), RMSNorm(cfg.dim)
+        self.attn = Attention(cfg.dim, cfg.heads, causal=True, backend=cfg.attention)
+        self.mlp = SwiGLU(cfg.dim, int(cfg.mlp_ratio * cfg.dim))
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], start: int | None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), rope, start)
+        return x + self.mlp(self.norm2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab = Vocab(cfg.text_size, cfg.codebook_size)
+        self.embed = nn.Embedding(self.vocab.size, cfg.dim)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = RMSNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, self.vocab.size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+        self.apply(self._init)
+        for block in self.blocks:  # residual branches scaled down with depth (GPT-2)
+            for proj in (block.attn.proj, block.mlp.w2):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.depth))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """ids (B, N) int64, positions (N, 3) int -> logits (B, N, vocab.size) float.
+
+        ``start``: decoding with the caches set up; ids are positions [start, start + N).
+        """
+        rope = rope_angles(
+            positions.to(ids.device), self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base
+        )
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x, rope, start)
+        return self.head(self.norm(x))
+
+    def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:
+        """Preallocate every layer's KV cache once, for ``batch`` sequences of ``length``."""
+        weight = self.embed.weight
+        for block in self.blocks:
+            block.attn.setup_cache(batch, length or self.cfg.max_len, dtype or weight.dtype, weight.device)
+
+    def num_params(self, embeddings: bool = True) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        return total if embeddings else total - self.embed.weight.numel()
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward): 6 * non-embedding parameters
+        + 12 * depth * dim * sequence length (attention scores and values)."""
+        seq_len = seq_len or self.cfg.max_len
+        return 6 * self.num_params(embeddings=False) + 12 * self.cfg.depth * self.cfg.dim * seq_len

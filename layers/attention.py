@@ -1,0 +1,147 @@
+"""Multi-head self-attention with a backend choice and a static KV cache.
+
+Backends: ``flash`` (flash-attn, CUDA only, fp16 / bf16; its KV-cache kernel for decoding)
+and ``sdpa`` (``torch.nn.functional.scaled_dot_product_attention``, everywhere). ``auto``
+takes flash-attn when it is installed and the inputs are CUDA fp16 / bf16, else SDPA; the
+choice is logged once per process.
+
+Layout: x (B, N, C); q, k, v (B, H, N, D). The cache is preallocated once for a maximum
+batch and length (:meth:`Attention.setup_cache`), so decoding allocates nothing per token.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .rope import apply_rope
+
+log = logging.getLogger(__name__)
+_LOGGED: set[str] = set()
+
+
+def flash_available() -> bool:
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def choose_backend(requested: str, x: torch.Tensor) -> str:
+    """``flash`` or ``sdpa`` for this input, given ``auto``, ``flash`` or ``sdpa``."""
+    if requested not in ("auto", "flash", "sdpa"):
+        raise ValueError(f"attention backend: expected 'auto', 'flash' or 'sdpa', got {requested!r}")
+    usable = x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and flash_available()
+    if requested == "flash" and not usable:
+        raise ValueError("attention backend 'flash' needs flash-attn installed and CUDA fp16/bf16 inputs")
+    backend = "flash" if (requested == "flash" or (requested == "auto" and usable)) else "sdpa"
+    if backend not in _LOGGED:
+        _LOGGED.add(backend)
+        log.info("attention backend: %s", backend)
+    return backend
+
+
+class KVCache(nn.Module):
+    """Keys and values of past positions, preallocated and filled in place.
+
+    Layout (B_max, H, N_max, D) for SDPA; (B_max, N_max, H, D) for flash-attn, whose decoding
+    kernel writes into it directly.
+    """
+
+    def __init__(
+        self, batch: int, heads: int, length: int, head_dim: int, dtype: torch.dtype, device, flash: bool
+    ):
+        super().__init__()
+        self.flash = flash
+        shape = (batch, length, heads, head_dim) if flash else (batch, heads, length, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    @property
+    def length(self) -> int:
+        return self.k.shape[1 if self.flash else 2]
+
+    def write(self, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, H, n, D) at positions [start, start + n); return all keys and values so far."""
+        end = start + k.shape[2]
+        if end > self.length:
+            raise ValueError(f"KV cache: position {end} beyond its length {self.length}")
+        batch = k.shape[0]
+        self.k[:batch, :, start:end] = k
+        self.v[:batch, :, start:end] = v
+        return self.k[:batch, :, :end], self.v[:batch, :, :end]
+
+
+class Attention(nn.Module):
+    """Self-attention: causal (GPT) or bidirectional (diffusion), RoPE on q and k."""
+
+    def __init__(self, dim: int, heads: int, causal: bool, backend: str = "auto"):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads, self.head_dim, self.causal, self.backend = heads, dim // heads, causal, backend
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.cache: KVCache | None = None
+
+    def setup_cache(self, batch: int, length: int, dtype: torch.dtype, device) -> None:
+        """Preallocate the cache for decoding up to ``length`` positions of ``batch`` sequences."""
+        probe = torch.empty(0, dtype=dtype, device=device)
+        flash = choose_backend(self.backend, probe) == "flash"
+        self.cache = KVCache(batch, self.heads, length, self.head_dim, dtype, device, flash)
+
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], start: int | None = None
+    ) -> torch.Tensor:
+        """x (B, N, C) -> (B, N, C). ``rope``: cos, sin (N, D // 2) for these N positions.
+
+        ``start``: with a cache set up, x holds positions [start, start + N) and attends to
+        every cached position before them (and causally among themselves).
+        """
+        b, n, _ = x.shape
+        q, k, v = (
+            self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        )  # 3 x (B, H, N, D)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        backend = choose_backend(self.backend, x)
+        if start is not None:
+            if self.cache is None:
+                raise RuntimeError("Attention: call setup_cache before decoding with start=")
+            if self.cache.flash:
+                return self.proj(self._flash_cached(q, k, v, start).reshape(b, n, -1))
+            k, v = self.cache.write(k, v, start)
+        if backend == "flash" and start is None:
+            from flash_attn import flash_attn_func
+
+            y = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=self.causal)
+            return self.proj(y.reshape(b, n, -1))
+        mask, causal = None, self.causal
+        if causal and start is not None and start > 0:
+            if n == 1:
+                causal = False  # one new token sees every cached position
+            else:  # a block of new tokens: causal among themselves, after the cache
+                rows = torch.arange(n, device=x.device)[:, None] + start
+                mask, causal = rows >= torch.arange(start + n, device=x.device)[None], False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+        return self.proj(y.transpose(1, 2).reshape(b, n, -1))
+
+    def _flash_cached(self, q, k, v, start: int) -> torch.Tensor:
+        from flash_attn import flash_attn_with_kvcache
+
+        b = q.shape[0]
+        cache_k, cache_v = self.cache.k[:b], self.cache.v[:b]  # (B, N, H, D), written in place
+        seqlens = torch.full((b,), start, dtype=torch.int32, device=q.device)
+        y = flash_attn_with_kvcache(
+            q.transpose(1, 2),
+            cache_k,
+            cache_v,
+            k=k.transpose(1, 2),
+            v=v.transpose(1, 2),
+            cache_seqlens=seqlens,
+            causal=self.causal,
+        )
+        return y

@@ -1,0 +1,51 @@
+"""Rotary position embeddings: 1-D for text, factorized 3-D (t, h, w) for video tokens.
+
+A position is a vector of three integers per token, (t, h, w). Text tokens sit on the
+diagonal (p, p, p), so with the 3-D split every head dimension pair rotates by the same
+angle as in 1-D RoPE; video tokens use their latent frame, row and column offset by the text
+length, so video positions start after the text. With ``kind="1d"`` every token uses its
+index in the sequence (the ablation). The head dimension is split between t, h and w in
+pairs: t gets the remainder.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def rope_dims(head_dim: int, kind: str) -> tuple[int, int, int]:
+    """How many rotary dimensions (even) go to (t, h, w)."""
+    if head_dim % 2:
+        raise ValueError(f"head_dim: expected an even number for RoPE, got {head_dim}")
+    if kind == "1d":
+        return head_dim, 0, 0
+    pairs = head_dim // 2
+    h = w = pairs // 3
+    return 2 * (pairs - h - w), 2 * h, 2 * w
+
+
+def rope_angles(
+    positions: torch.Tensor, head_dim: int, kind: str, base: float = 10000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (N, head_dim // 2), for ``positions`` (N, 3) int (t, h, w).
+
+    kind "1d": only the first coordinate is used, over all dimensions; "3d": t, h, w each
+    rotate their own share of the dimensions.
+    """
+    dims = rope_dims(head_dim, kind)
+    angles = []
+    for axis, dim in enumerate(dims):
+        if dim == 0:
+            continue
+        freqs = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
+        angles.append(positions[:, axis, None].double() * freqs[None])
+    theta = torch.cat(angles, dim=-1)
+    return theta.cos().float(), theta.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, N, D) by the angles (N, D // 2)."""
+    x_pairs = x.float().unflatten(-1, (-1, 2))
+    a, b = x_pairs[..., 0], x_pairs[..., 1]
+    rotated = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)
+    return rotated.flatten(-2).type_as(x)

@@ -1,0 +1,229 @@
+"""The GPT: causality, cached decoding, CFG, sequences, training, sampling end to end."""
+
+import csv
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from vtlm.data.video_io import get_backend
+from vtlm.generate.interface import load_generator
+from vtlm.gpt.config import GPTConfig, preset
+from vtlm.gpt.model import GPT
+from vtlm.gpt.objective import GPTLossConfig, build_sequences, corrupt_video_inputs, next_token_loss
+from vtlm.gpt.sampling import SamplingConfig, filter_logits, sample_codes
+from vtlm.gpt.vocab import Vocab, prefix_ids, sequence_positions
+from vtlm.layers.attention import choose_backend
+
+VTLM = str(Path(sys.executable).with_name("vtlm"))
+TINY = replace(preset("debug"), text_len=4, max_frames=3, grid_h=2, grid_w=3, codebook_size=50, text_size=300)
+
+
+def randomized(cfg: GPTConfig = TINY) -> GPT:
+    torch.manual_seed(0)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_vocabulary_layout_and_sequences():
+    vocab = Vocab(text_size=300, codebook_size=50)
+    assert vocab.code_offset == 300 and vocab.size == 384 and vocab.size % 64 == 0
+    assert (vocab.pad, vocab.bos, vocab.bov, vocab.eov) == (0, 2, 4, 5)
+    codes = torch.arange(12).view(1, 2, 2, 3)
+    batch = build_sequences(vocab, codes, [[10, 11, 12, 13, 14]], text_len=4, drop=None)
+    assert batch.ids[0].tolist() == [2, 10, 11, 12, 13, 4, *range(300, 312), 5]  # caption cut to 4
+    assert batch.video_targets.sum() == 12 and batch.video_targets[5] and not batch.video_targets[4]
+    assert batch.text_targets[0].tolist()[:5] == [True, True, True, True, False]
+    short = build_sequences(vocab, codes, [[10, 11, 12]], text_len=4, drop=None)
+    assert short.ids[0, :6].tolist() == [2, 10, 11, 12, 0, 4] and short.text_targets[0].tolist()[:4] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    dropped = prefix_ids(vocab, [[10, 11]], 4, torch.tensor([True]))
+    assert dropped[0].tolist() == [2, 0, 0, 0, 0, 4]
+    pos = sequence_positions(4, 2, 2, 3)
+    assert pos.shape == (6 + 12 + 1, 3) and pos[6].tolist() == [6, 6, 6] and pos[17].tolist() == [7, 7, 8]
+    with pytest.raises(ValueError, match="video code range"):
+        vocab.ids_to_codes(torch.tensor([5]))
+
+
+def test_loss_at_init_is_close_to_ln_vocab():
+    cfg = replace(TINY, codebook_size=1000, text_size=300)
+    model = GPT(cfg)
+    codes = torch.randint(0, 1000, (4, 3, 2, 3))
+    batch = build_sequences(model.vocab, codes, [[7, 8]] * 4, 4, None)
+    loss, logs = next_token_loss(model, batch, GPTLossConfig(), 0)
+    assert abs(float(loss) - math.log(model.vocab.size)) < 0.15
+    assert float(logs["bits_per_video_token"]) == pytest.approx(float(loss) / math.log(2))
+
+
+def test_a_future_token_never_changes_an_earlier_logit():
+    model = randomized()
+    ids = torch.randint(0, 350, (1, 19))
+    positions = sequence_positions(4, 2, 2, 3)
+    base = model(ids, positions)
+    changed = ids.clone()
+    changed[0, 12:] = torch.randint(0, 350, (7,))
+    out = model(changed, positions)
+    assert torch.allclose(out[:, :12], base[:, :12], atol=1e-5)
+    assert not torch.allclose(out[:, 12:], base[:, 12:])
+
+
+@pytest.mark.parametrize("rope", ["3d", "1d"])
+def test_cached_greedy_decoding_gives_the_tokens_of_the_full_forward(rope):
+    model = randomized(replace(TINY, rope=rope))
+    captions = [[10, 11], [12]]
+    cached = sample_codes(model, captions, 3, SamplingConfig(temperature=0))
+    ids = prefix_ids(model.vocab, captions, 4)
+    positions = sequence_positions(4, 3, 2, 3, with_eov=False)
+    for _ in range(18):
+        logits = model(ids, positions[: ids.shape[1]])[:, -1, 300:350]
+        ids = torch.cat([ids, logits.argmax(-1)[:, None] + 300], dim=1)
+    assert torch.equal(cached.flatten(1), ids[:, 6:] - 300)
+
+
+def test_cfg_scale_one_equals_conditional_sampling_and_guidance_changes_it():
+    model = randomized()
+    captions = [[10, 11], [20]]
+    plain = sample_codes(
+        model, captions, 2, SamplingConfig(temperature=1.0), generator=torch.Generator().manual_seed(3)
+    )
+    scale_one = sample_codes(
+        model,
+        captions,
+        2,
+        SamplingConfig(temperature=1.0, cfg_scale=1.0),
+        generator=torch.Generator().manual_seed(3),
+    )
+    assert torch.equal(plain, scale_one)
+    guided = sample_codes(model, captions, 2, SamplingConfig(temperature=0, cfg_scale=4.0))
+    assert not torch.equal(guided, sample_codes(model, captions, 2, SamplingConfig(temperature=0)))
+
+
+def test_sliding_window_goes_beyond_the_context_and_keeps_the_prefix():
+    model = randomized()
+    prefix = torch.randint(0, 50, (2, 2, 2, 3))
+    codes = sample_codes(
+        model,
+        [[1], [2]],
+        7,
+        SamplingConfig(temperature=1.0, top_k=5),
+        prefix=prefix,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert codes.shape == (2, 7, 2, 3) and codes.shape[1] > TINY.max_frames
+    assert torch.equal(codes[:, :2], prefix) and 0 <= int(codes.min()) and int(codes.max()) < 50
+    with pytest.raises(ValueError, match="num_frames"):
+        sample_codes(model, [[1], [2]], 2, SamplingConfig(), prefix=prefix)
+
+
+def test_top_k_top_p_filtering():
+    logits = torch.tensor([[4.0, 3.0, 2.0, 1.0]])
+    assert (
+        torch.isinf(filter_logits(logits, 2, 1.0)[0, 2:]).all()
+        and torch.isfinite(filter_logits(logits, 2, 1.0)[0, :2]).all()
+    )
+    kept = torch.isfinite(filter_logits(logits, 0, 0.7)[0])
+    assert kept.tolist() == [True, True, False, False]  # p(4) = 0.64 < 0.7, so the second is kept too
+
+
+def test_context_corruption_touches_only_video_inputs():
+    vocab = Vocab(300, 50)
+    batch = build_sequences(vocab, torch.randint(0, 50, (8, 3, 2, 3)), [[7]] * 8, 4, None)
+    inputs = batch.ids[:, :-1]
+    corrupted = corrupt_video_inputs(
+        inputs, batch.video_targets, vocab, 0.5, torch.Generator().manual_seed(0)
+    )
+    changed = corrupted != inputs
+    assert changed[:, :6].sum() == 0 and changed.any()
+    assert ((corrupted[:, 6:] >= 300) & (corrupted[:, 6:] < 350)).all()
+    assert GPTLossConfig(corruption_max=0.3, corruption_ramp_steps=100).corruption(50) == pytest.approx(0.15)
+
+
+def test_sdpa_backend_is_taken_on_cpu():
+    assert choose_backend("auto", torch.zeros(1)) == "sdpa"
+    with pytest.raises(ValueError, match="flash"):
+        choose_backend("flash", torch.zeros(1))
+
+
+def test_presets_and_flops():
+    sizes = {
+        n: GPT(replace(preset(n), codebook_size=4375, text_size=512)).num_params() for n in ("debug", "small")
+    }
+    assert sizes["debug"] < 2e6 and 15e6 < sizes["small"] < 25e6
+    model = GPT(TINY)
+    assert model.flops_per_token(10) == 6 * model.num_params(False) + 12 * TINY.depth * TINY.dim * 10
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_flash_and_sdpa_agree_on_gpu():
+    pytest.importorskip("flash_attn")
+    model = randomized(replace(TINY, attention="flash")).cuda().bfloat16()
+    ids = torch.randint(0, 350, (2, 19), device="cuda")
+    positions = sequence_positions(4, 2, 2, 3)
+    flash = model(ids, positions)
+    for block in model.blocks:
+        block.attn.backend = "sdpa"
+    assert torch.allclose(flash.float(), model(ids, positions).float(), atol=5e-2)
+
+
+def test_debug_fit_lowers_the_loss_and_samples_end_to_end(debug_gpt_run, token_pipeline, tmp_path):
+    rows = [
+        r for r in csv.DictReader(open(debug_gpt_run / "logs" / "metrics.csv")) if r.get("train/video_loss")
+    ]
+    first, last = float(rows[0]["train/video_loss"]), float(rows[-1]["train/video_loss"])
+    assert last < first - 0.5, (first, last)
+    assert (debug_gpt_run / "gpt" / "weights.safetensors").is_file()
+    out = tmp_path / "samples"
+    result = subprocess.run(
+        [
+            VTLM,
+            "sample",
+            str(debug_gpt_run / "gpt"),
+            "--out",
+            str(out),
+            "--from_data.split",
+            "test",
+            "--data_indices",
+            "[0, 1]",
+            "--prefix_frames",
+            "5",
+            "--num_frames",
+            "17",
+            "--sampling.top_k",
+            "50",
+            "--sampling.cfg_scale",
+            "2.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = get_backend("decord").probe(out / "sample_000.mp4")
+    assert (info.num_frames, info.height, info.width) == (17, 32, 32)
+    assert (out / "sheet.gif").is_file() and (out / "sample_001.gif").is_file()
+
+
+def test_generator_interface_keeps_the_prefix_and_checks_inputs(debug_gpt_run):
+    gen = load_generator(debug_gpt_run / "gpt", sampling=SamplingConfig(temperature=1.0))
+    prefix = torch.rand(2, 3, 5, 32, 32) * 2 - 1
+    videos = gen.generate(["a red circle moves left", ""], 13, prefix=prefix, seed=1)
+    assert videos.shape == (2, 3, 13, 32, 32) and torch.equal(videos[:, :, :5], prefix)
+    assert videos.min() >= -1 and videos.max() <= 1
+    again = gen.generate(["a red circle moves left", ""], 13, prefix=prefix, seed=1)
+    assert torch.equal(videos, again)
+    with pytest.raises(ValueError, match="text budget"):
+        gen.generate(["word " * 80], 9)
+    with pytest.raises(ValueError, match="frames"):
+        gen.generate(["x"], 8)
