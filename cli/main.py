@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # EMA and frozen nets
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*manual optimization and `?every_n_train_steps.*")
     # The commands print what a person needs; their return values serve Python callers.
     try:
         auto_cli(_group_commands(group), args=rest, prog=f"vtlm {group}")
