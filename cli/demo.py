@@ -7,11 +7,12 @@ The stages that exist run in order and print where their output is:
 3. train a SentencePiece caption model;
 4. train the causal 3-D tokenizer (9x32x32 clips -> 3x8x8 FSQ codes);
 5. tokenize train / val / test once into token shards;
-6. train the GPT on the shards;
-7. write sheets of held-out clips: ground truth | reconstruction | GPT continuation of the
-   first 5 frames, and text-to-video samples from held-out captions.
+6. train the GPT and the diffusion baseline on the shards, at matched parameters (within
+   5%) and the same wall-clock training budget;
+7. write sheets of held-out clips: ground truth | reconstruction | GPT | diffusion
+   continuations of the first 5 frames, and text-to-video samples from held-out captions.
 
-Diffusion and evaluation stages join here as they land.
+The evaluation harness joins here when it lands.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from vtlm.data.text import TextTokenizer, train_text_tokenizer
 from vtlm.data.token_datamodule import TokenDataConfig
 from vtlm.data.video_datamodule import VideoDataConfig
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_png
+from vtlm.tokenizer.objective import LossConfig
 from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
+from .diffusion_cmds import DiTOverrides
+from .diffusion_cmds import fit as fit_diffusion
 from .gpt_cmds import GPTOverrides
 from .gpt_cmds import fit as fit_gpt
 from .tokenizer_cmds import TokenizerOverrides, encode, fit
@@ -78,13 +82,21 @@ def _text_model(manifest: Path, out: Path) -> Path:
     return path
 
 
-def _sheets(data_dir: Path, gpt_dir: Path, out_dir: Path, seed: int) -> list[Path]:
-    """Held-out clips: ground truth | reconstruction | continuation of the first 5 frames;
-    and text-to-video samples for the same captions."""
-    from vtlm.generate.gpt import GPTGenerator
+def _sheets(data_dir: Path, generators: dict[str, Path], out_dir: Path, seed: int) -> list[Path]:
+    """Held-out clips: ground truth | reconstruction | each generator's continuation of the
+    first 5 frames; and ground truth | each generator's text-to-video sample."""
+    from vtlm.diffusion.flow import SamplerConfig
+    from vtlm.generate.interface import load_generator
     from vtlm.gpt.sampling import SamplingConfig
 
-    generator = GPTGenerator(gpt_dir, sampling=SamplingConfig(temperature=1.0, top_k=100, cfg_scale=3.0))
+    loaded = {
+        name: load_generator(
+            path,
+            sampling=SamplingConfig(temperature=1.0, top_k=100, cfg_scale=3.0),
+            sampler=SamplerConfig(steps=25, cfg_scale=3.0),
+        )
+        for name, path in generators.items()
+    }
     held_out = VideoFolderDataset(
         FolderConfig(
             root=str(data_dir), split="test", clip=ClipSpec(num_frames=17, resolution=32, window="start")
@@ -93,13 +105,20 @@ def _sheets(data_dir: Path, gpt_dir: Path, out_dir: Path, seed: int) -> list[Pat
     picks = [held_out[i] for i in range(min(4, len(held_out)))]
     clips = torch.stack([item["video"] for item in picks])
     captions = [item["caption"] for item in picks]
-    recon = generator.tokenizer.decode(generator.tokenizer.encode(clips))
-    continued = generator.generate(captions, 17, prefix=clips[:, :, :5], seed=seed)
-    from_text = generator.generate(captions, 17, seed=seed)
+    tokenizer = next(iter(loaded.values())).tokenizer
+    continued = [g.generate(captions, 17, prefix=clips[:, :, :5], seed=seed) for g in loaded.values()]
+    from_text = [g.generate(captions, 17, seed=seed) for g in loaded.values()]
+    print(
+        f"   columns: ground truth | reconstruction | {' | '.join(loaded)} (text-to-video: no reconstruction)"
+    )
     for k, caption in enumerate(captions):
         print(f"   row {k}: {caption}")
     written = []
-    for name, columns in (("continuation", [clips, recon, continued]), ("text_to_video", [clips, from_text])):
+    recon = tokenizer.decode(tokenizer.encode(clips))
+    for name, columns in (
+        ("continuation", [clips, recon, *continued]),
+        ("text_to_video", [clips, *from_text]),
+    ):
         sheet = upscale(grid_video([to_uint8(c) for c in columns]), 3)
         written.append(write_gif(out_dir / f"{name}.gif", sheet, fps=6))
         written.append(write_png(out_dir / f"{name}.png", frame_strip(sheet, max_frames=9)))
@@ -112,7 +131,7 @@ def demo(
     seed: int = 0,
     workers: int = 2,
     tokenizer_minutes: float = 6.0,
-    gpt_minutes: float = 5.0,
+    generator_minutes: float = 4.5,
 ) -> dict:
     """Run the workflow on built-in data and print where every output is.
 
@@ -122,7 +141,7 @@ def demo(
         seed: dataset seed.
         workers: processes writing video files.
         tokenizer_minutes: training budget of the tokenizer (the full run).
-        gpt_minutes: training budget of the GPT (the full run).
+        generator_minutes: training budget of the GPT and of the diffusion model, each (the full run).
     """
     clock, out_dir = _Clock(), Path(out)
     counts = {"train": 48, "val": 8, "test": 8} if quick else {"train": 512, "val": 64, "test": 64}
@@ -162,7 +181,8 @@ def demo(
             TokenizerOverrides(),
             data=data,
             trainer=trainer,
-            optim=OptimConfig(warmup_steps=5 if quick else 100, min_lr_ratio=0.05),
+            loss=LossConfig(recon="l2"),  # the recipe of configs/tokenizer/shapes_small.yaml
+            optim=OptimConfig(lr=2e-3, warmup_steps=5 if quick else 100, min_lr_ratio=0.05),
         )
     )
 
@@ -172,16 +192,7 @@ def demo(
         encode(str(tokenizer_dir), str(out_dir / "tokens"), data=data, num_clips=shard_counts, batch_size=32)
     )
 
-    clock.stage("6. training the GPT on the shards")
-    gpt_trainer = TrainerConfig(
-        out_dir=str(out_dir / "gpt"),
-        max_steps=30 if quick else 20000,
-        max_minutes=None if quick else gpt_minutes,
-        val_every_n_steps=30 if quick else 500,
-        limit_val_batches=2 if quick else 8,
-        progress_bar=not quick,
-        seed=seed,
-    )
+    clock.stage("6. training the GPT and the diffusion baseline on the shards (same budget, matched size)")
     tokens = TokenDataConfig(
         train=str(shards / "train"),
         val=str(shards / "val"),
@@ -189,18 +200,36 @@ def demo(
         window=3,
         batch_size=16,
     )
-    gpt_dir = Path(
-        fit_gpt(
-            "debug" if quick else "small",
+    generators = {}
+    for name, fit_fn, overrides, optim in (
+        (
+            "gpt",
+            fit_gpt,
             GPTOverrides(),
-            data=tokens,
-            trainer=gpt_trainer,
-            optim=OptimConfig(lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
+            OptimConfig(lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
+        ),
+        (
+            "diffusion",
+            fit_diffusion,
+            DiTOverrides(),
+            OptimConfig(lr=5e-4, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
+        ),
+    ):
+        run = TrainerConfig(
+            out_dir=str(out_dir / name),
+            max_steps=30 if quick else 20000,
+            max_minutes=None if quick else generator_minutes,
+            val_every_n_steps=30 if quick else 500,
+            limit_val_batches=2 if quick else 8,
+            progress_bar=not quick,
+            seed=seed,
         )
-    )
+        generators[name] = Path(
+            fit_fn("debug" if quick else "small", overrides, data=tokens, trainer=run, optim=optim)
+        )
 
     clock.stage("7. sampling held-out continuations (first 5 frames given) and text-to-video clips")
-    sheets = _sheets(data_dir, gpt_dir, out_dir, seed)
+    sheets = _sheets(data_dir, generators, out_dir, seed)
     print("".join(f"   {path}\n" for path in sheets), end="")
 
     clock.stage(f"done: everything is under {out_dir}")
@@ -208,6 +237,6 @@ def demo(
         "data": str(data_dir),
         "tokenizer": str(tokenizer_dir),
         "shards": str(shards),
-        "gpt": str(gpt_dir),
+        **{name: str(path) for name, path in generators.items()},
         "sheets": [str(p) for p in sheets],
     }

@@ -19,6 +19,7 @@ GROUPS: dict[str, str] = {
     "data": "built-in datasets, folders of videos, caption text models",
     "tokenizer": "train the causal 3-D video tokenizer, tokenize datasets into shards",
     "gpt": "train the GPT over [caption | video codes] on token shards",
+    "diffusion": "train the diffusion baseline on the same token shards",
     "sample": "videos from a trained generator: from a caption, a prefix video, or both",
     "demo": "the researcher workflow end to end on built-in data",
     "bench": "vtlm beside its peers on the same workloads, with ratios",
@@ -36,6 +37,10 @@ def _group_commands(group: str) -> dict[str, Callable] | Callable:
         return COMMANDS
     if group == "gpt":
         from .gpt_cmds import COMMANDS
+
+        return COMMANDS
+    if group == "diffusion":
+        from .diffusion_cmds import COMMANDS
 
         return COMMANDS
     if group == "sample":

@@ -11,6 +11,7 @@ from vtlm.data.clips import resize_crop, to_clip_tensor
 from vtlm.data.synthetic import SyntheticConfig, SyntheticDataset
 from vtlm.data.video_io import get_backend
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_mp4, write_png
+from vtlm.diffusion.flow import SamplerConfig
 from vtlm.gpt.sampling import SamplingConfig
 
 
@@ -36,10 +37,12 @@ def sample(
     num_frames: int = 9,
     samples_per_input: int = 1,
     sampling: SamplingConfig = SamplingConfig(),
+    diffusion: SamplerConfig = SamplerConfig(),
     seed: int = 0,
     device: str = "cpu",
 ) -> list[str]:
-    """Sample videos and write them as mp4 + GIF, with the ground truth beside them when known.
+    """Sample videos from a GPT or a diffusion model directory and write them as mp4 + GIF,
+    with the ground truth beside them when known.
 
     Inputs, one of: captions (`--caption "a red circle moves left"`, repeatable), a prefix
     video file (its first prefix_frames frames, with the caption if given), or items of a
@@ -56,13 +59,14 @@ def sample(
         prefix_frames: frames given as the start (0, or 1 + k * the tokenizer's stride).
         num_frames: frames per video (1 + k * stride; longer than the context slides the window).
         samples_per_input: samples drawn for each caption / prefix.
-        sampling: temperature (0: greedy), top_k, top_p, cfg_scale.
+        sampling: a GPT's temperature (0: greedy), top_k, top_p, cfg_scale.
+        diffusion: a diffusion model's steps, solver (euler, heun) and cfg_scale.
         seed: sampling seed.
         device: cpu or cuda.
     """
     from vtlm.generate.interface import load_generator
 
-    model = load_generator(generator, device=device, sampling=sampling)
+    model = load_generator(generator, device=device, sampling=sampling, sampler=diffusion)
     r = model.resolution
     truth = None
     if from_data is not None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
-from vtlm.data.text import TextTokenizer
 from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
-from vtlm.tokenizer.encode import weights_sha256
-from vtlm.tokenizer.io import load_tokenizer
 from vtlm.train.checkpoint import load_model_dir
+
+from .pairing import caption_ids, load_pairing
 
 
 class GPTGenerator:
@@ -37,38 +35,12 @@ class GPTGenerator:
         self.model = GPT(self.cfg)
         self.model.load_state_dict(state, strict=True)
         self.model.to(device).eval()
-        recorded = meta.get("tokenizer") or {}
-        tokenizer_dir = tokenizer_dir or recorded.get("dir")
-        if not tokenizer_dir or not Path(tokenizer_dir).is_dir():
-            raise FileNotFoundError(
-                f"{path}: the tokenizer it was trained with is not at {tokenizer_dir!r}; pass tokenizer_dir"
-            )
-        if recorded.get("sha256") and weights_sha256(tokenizer_dir) != recorded["sha256"]:
-            raise ValueError(
-                f"{tokenizer_dir}: not the tokenizer {path} was trained on (weights hash differs)"
-            )
-        self.tokenizer = load_tokenizer(tokenizer_dir, device=device)
+        self.tokenizer, self.text = load_pairing(path, meta, device, tokenizer_dir, text_model, self.cfg.text_size)
         if self.tokenizer.codebook_size != self.cfg.codebook_size:
-            raise ValueError(
-                f"{tokenizer_dir}: codebook of {self.tokenizer.codebook_size} codes, the GPT expects {self.cfg.codebook_size}"
-            )
-        self.text = TextTokenizer(text_model or recorded.get("text_model"))
-        if self.text.vocab_size != self.cfg.text_size:
-            raise ValueError(
-                f"text model: {self.text.vocab_size} pieces, the GPT expects {self.cfg.text_size}"
-            )
+            raise ValueError(f"tokenizer: {self.tokenizer.codebook_size} codes, the GPT expects {self.cfg.codebook_size}")
         self.sampling = sampling or SamplingConfig()
         self.temporal_stride = self.tokenizer.cfg.temporal_downsample
         self.resolution = self.cfg.grid_h * self.tokenizer.cfg.spatial_downsample
-
-    def caption_ids(self, captions: list[str]) -> list[list[int]]:
-        ids = self.text.encode_batch(captions)
-        for caption, row in zip(captions, ids):
-            if len(row) > self.cfg.text_len:
-                raise ValueError(
-                    f"caption: {len(row)} text pieces, longer than the GPT's text budget of {self.cfg.text_len}: {caption!r}"
-                )
-        return ids
 
     @torch.no_grad()
     def generate(
@@ -77,7 +49,7 @@ class GPTGenerator:
         """Videos (B, 3, num_frames, R, R) in [-1, 1]; prefix frames come back unchanged."""
         r = self.resolution
         latent_frames = self.tokenizer.cfg.latent_shape(num_frames, r, r)[0]
-        ids = self.caption_ids(captions)
+        ids = caption_ids(self.text, captions, self.cfg.text_len)
         device = self.model.embed.weight.device
         prefix_codes = None
         if prefix is not None:

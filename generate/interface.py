@@ -9,6 +9,7 @@ from typing import Protocol
 import torch
 import yaml
 
+from vtlm.diffusion.flow import SamplerConfig
 from vtlm.gpt.sampling import SamplingConfig
 
 
@@ -30,11 +31,12 @@ class Generator(Protocol):
 
 
 def load_generator(
-    path: str | os.PathLike, device: str = "cpu", sampling: SamplingConfig | None = None
+    path: str | os.PathLike, device: str = "cpu", sampling: SamplingConfig | None = None, sampler: SamplerConfig | None = None
 ) -> Generator:
     """The generator stored in a model directory, by the ``kind`` in its config.yaml.
 
-    ``sampling``: temperature, top-k / top-p and guidance of an autoregressive generator.
+    ``sampling``: temperature, top-k / top-p and guidance of an autoregressive generator;
+    ``sampler``: steps, solver and guidance of a diffusion generator.
     """
     config = Path(path) / "config.yaml"
     if not config.is_file():
@@ -44,4 +46,8 @@ def load_generator(
         from .gpt import GPTGenerator
 
         return GPTGenerator(path, device=device, sampling=sampling)
-    raise ValueError(f"{path}: no generator for model kind {kind!r} (expected 'gpt')")
+    if kind == "diffusion":
+        from .diffusion import DiffusionGenerator
+
+        return DiffusionGenerator(path, device=device, sampler=sampler)
+    raise ValueError(f"{path}: no generator for model kind {kind!r} (expected 'gpt' or 'diffusion')")

@@ -132,6 +132,11 @@ def sample_codes(
         )
     if num_frames <= t0:
         raise ValueError(f"num_frames: expected more than the {t0} prefix frames, got {num_frames}")
+    if t0 > m.max_frames - 1:
+        raise ValueError(
+            f"prefix: {t0} latent frames do not fit the context of {m.max_frames} latent frames with room to "
+            f"generate; give at most {m.max_frames - 1} (or train with a larger max_frames)"
+        )
     model.eval()
     decoder = _Decoder(model, captions, cfg)
     model.setup_caches(batch * (2 if decoder.guided else 1), m.max_len)

@@ -136,6 +136,7 @@ def test_quick_demo_runs_end_to_end(tmp_path):
         "tokenizer/tokenizer/weights.safetensors",
         "tokens/test/index.json",
         "gpt/gpt/weights.safetensors",
+        "diffusion/diffusion/weights.safetensors",
     ):
         assert (tmp_path / "demo" / name).is_file(), name
     assert "done" in result.stdout

@@ -124,6 +124,8 @@ def test_sliding_window_goes_beyond_the_context_and_keeps_the_prefix():
     assert torch.equal(codes[:, :2], prefix) and 0 <= int(codes.min()) and int(codes.max()) < 50
     with pytest.raises(ValueError, match="num_frames"):
         sample_codes(model, [[1], [2]], 2, SamplingConfig(), prefix=prefix)
+    with pytest.raises(ValueError, match="do not fit the context"):
+        sample_codes(model, [[1], [2]], 9, SamplingConfig(), prefix=torch.zeros(2, 3, 2, 3, dtype=torch.long))
 
 
 def test_top_k_top_p_filtering():

@@ -33,6 +33,8 @@ class TrainerConfig:
     strategy: str = "auto"
     # "32-true" on CPU; "bf16-mixed" on a recent GPU.
     precision: str = "32-true"
+    # Batches whose gradients are summed before each optimizer step (automatic optimization only).
+    accumulate_grad_batches: int = 1
     log_every_n_steps: int = 10
     val_every_n_steps: int = 250
     # Validation batches per check (None: the whole validation set).
@@ -98,6 +100,7 @@ def build_trainer(
         num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
         precision=cfg.precision,
+        accumulate_grad_batches=cfg.accumulate_grad_batches,
         logger=loggers,
         callbacks=[checkpoints, LearningRateMonitor(logging_interval="step"), *(callbacks or [])],
         log_every_n_steps=cfg.log_every_n_steps,

@@ -1,0 +1,70 @@
+"""The diffusion transformer's configuration: architecture presets matched to the GPT's by
+parameter count, plus the sizes that come from the data (latent grid, channels, text)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+from vtlm.train.checkpoint import config_from_dict
+
+
+@dataclass
+class DiTConfig:
+    """A bidirectional transformer over patchified latents with an in-context caption prefix."""
+
+    dim: int = 384
+    depth: int = 8
+    heads: int = 6
+    mlp_ratio: float = 8 / 3
+    # Latent patch (space only: every latent frame keeps its own tokens, so prefix frames and,
+    # later, per-frame noise levels stay separable).
+    patch: int = 1
+    # Caption budget in text pieces, as in the GPT.
+    text_len: int = 64
+    # Latent frames in the window, the latent grid and channels (from the tokenizer).
+    max_frames: int = 3
+    grid_h: int = 8
+    grid_w: int = 8
+    latent_dim: int = 5
+    text_size: int = 512
+    rope: Literal["3d", "1d"] = "3d"
+    rope_base: float = 10000.0
+    attention: Literal["auto", "flash", "sdpa"] = "auto"
+
+    def __post_init__(self):
+        if self.dim % self.heads or (self.dim // self.heads) % 2:
+            raise ValueError(f"dim, heads: expected dim divisible by heads with an even head size, got {self.dim}, {self.heads}")
+        if self.grid_h % self.patch or self.grid_w % self.patch:
+            raise ValueError(f"patch: expected a divisor of the latent grid {self.grid_h}x{self.grid_w}, got {self.patch}")
+        for name in ("depth", "text_len", "max_frames", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+
+    @property
+    def frame_tokens(self) -> int:
+        return (self.grid_h // self.patch) * (self.grid_w // self.patch)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DiTConfig:
+        return config_from_dict(cls, values)
+
+
+# Matched to the GPT presets of the same name within 5% of parameters on the demo's shapes
+# (4375 codes, 512 text pieces): a DiT block carries an extra adaLN modulation of 6 dim^2,
+# the GPT an output head of vocab x dim, so the DiT is a little shallower.
+PRESETS: dict[str, DiTConfig] = {
+    "debug": DiTConfig(dim=64, depth=2, heads=4),
+    "small": DiTConfig(dim=384, depth=8, heads=6),
+    "base": DiTConfig(dim=768, depth=11, heads=12),
+    "large": DiTConfig(dim=1024, depth=18, heads=16),
+}
+
+
+def preset(name: str) -> DiTConfig:
+    if name not in PRESETS:
+        raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
+    return replace(PRESETS[name])

@@ -1,0 +1,120 @@
+"""The diffusion baseline: objective, samplers, matched size, training, the shared interface."""
+
+import csv
+from dataclasses import replace
+
+import pytest
+import torch
+
+from vtlm.diffusion.config import DiTConfig
+from vtlm.diffusion.config import preset as dit_preset
+from vtlm.diffusion.flow import FlowConfig, SamplerConfig, sample, training_loss
+from vtlm.diffusion.model import DiT, caption_batch
+from vtlm.generate.interface import load_generator
+from vtlm.gpt.config import preset as gpt_preset
+from vtlm.gpt.model import GPT
+from vtlm.gpt.sampling import SamplingConfig
+
+TINY = replace(dit_preset("debug"), text_len=4, max_frames=3, grid_h=4, grid_w=4, latent_dim=5, text_size=300)
+
+
+def randomized(cfg: DiTConfig = TINY) -> DiT:
+    torch.manual_seed(0)
+    model = DiT(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_shapes_and_a_finite_loss_at_init():
+    model = DiT(TINY)
+    x0 = torch.randn(3, 5, 3, 4, 4)
+    out = model(x0, torch.rand(3, 3), caption_batch([[7, 8], [], [9]], 4))
+    assert out.shape == x0.shape and torch.equal(out, torch.zeros_like(out))  # adaLN-zero output layer
+    loss, logs = training_loss(model, x0, caption_batch([[7]] * 3, 4), FlowConfig())
+    assert torch.isfinite(loss) and 1.0 < float(loss) < 4.0  # |noise - x0|^2 ~ 2 at init
+    assert caption_batch([[1, 2, 3, 4, 5]], 4, torch.tensor([True]))[0].tolist() == [0, 0, 0, 0]
+
+
+def test_clean_prefix_frames_are_left_out_of_the_loss():
+    x0 = torch.randn(2, 5, 3, 4, 4)
+    seen = {}
+
+    def net(xs, levels, text):
+        seen["levels"] = levels
+        seen["xs"] = xs
+        return torch.zeros_like(xs)
+
+    cfg = FlowConfig(prefix_share=1.0, max_prefix_frames=2)
+    torch.manual_seed(0)
+    training_loss(net, x0, caption_batch([[1]] * 2, 4), cfg)
+    levels, xs = seen["levels"], seen["xs"]
+    clean = levels == 0
+    assert clean[:, 0].all() and (~clean[:, -1]).all()  # a prefix, and a frame to predict
+    for b in range(2):
+        frames = int(clean[b].sum())
+        assert torch.equal(xs[b, :, :frames], x0[b, :, :frames])  # the prefix enters unchanged
+
+    def net_prefix_noise(xs, levels, text):  # wrong only on clean frames: the loss must not see it
+        target = seen["xs"]
+        return torch.where((levels == 0)[:, None, :, None, None], torch.full_like(target, 100.0), torch.zeros_like(target))
+
+    torch.manual_seed(0)
+    loss_a, _ = training_loss(net, x0, caption_batch([[1]] * 2, 4), cfg)
+    torch.manual_seed(0)
+    loss_b, _ = training_loss(net_prefix_noise, x0, caption_batch([[1]] * 2, 4), cfg)
+    assert torch.allclose(loss_a, loss_b)
+
+
+def test_samplers_shape_prefix_and_guidance():
+    model = randomized()
+    text = caption_batch([[5, 6], [7]], 4)
+    uncond = torch.zeros_like(text)
+    one_step = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=1))
+    assert one_step.shape == (2, 5, 3, 4, 4) and torch.isfinite(one_step).all()
+    prefix = torch.randn(2, 5, 2, 4, 4)
+    out = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=4, solver="heun"), prefix=prefix, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :, :2], prefix)
+    plain = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3), generator=torch.Generator().manual_seed(1))
+    scale_one = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3, cfg_scale=1.0), uncond_text=uncond, generator=torch.Generator().manual_seed(1))
+    guided = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3, cfg_scale=3.0), uncond_text=uncond, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain, scale_one) and not torch.allclose(plain, guided)
+    assert SamplerConfig(steps=10, solver="heun").nfe == 19 and SamplerConfig(steps=10).nfe == 10
+    with pytest.raises(ValueError, match="uncond_text"):
+        sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=1, cfg_scale=2.0))
+
+
+def test_euler_integrates_a_known_flow_exactly():
+    """For x0 fixed, the true velocity field is (x - x0) / s; Euler from pure noise lands on x0."""
+    target = torch.randn(1, 5, 2, 4, 4)
+
+    def net(x, levels, text):
+        return (x - target) / levels[:, None, :, None, None].clamp(min=1e-6)
+
+    out = sample(net, tuple(target.shape), torch.zeros(1, 4, dtype=torch.long), SamplerConfig(steps=7))
+    assert torch.allclose(out, target, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["small", "base", "large"])
+def test_presets_match_the_gpt_within_5_percent(name):
+    gpt = GPT(replace(gpt_preset(name), codebook_size=4375, text_size=512)).num_params()
+    dit = DiT(replace(dit_preset(name), text_size=512, latent_dim=5)).num_params()
+    assert abs(dit - gpt) / gpt < 0.05, (dit, gpt)
+
+
+def test_debug_fit_lowers_the_loss_and_samples_through_the_shared_interface(debug_diffusion_run, debug_gpt_run):
+    rows = [r for r in csv.DictReader(open(debug_diffusion_run / "logs" / "metrics.csv")) if r.get("train/flow_loss")]
+    first, last = float(rows[0]["train/flow_loss"]), float(rows[-1]["train/flow_loss"])
+    assert last < 0.9 * first, (first, last)
+    diffusion = load_generator(debug_diffusion_run / "diffusion", sampler=SamplerConfig(steps=2, cfg_scale=2.0))
+    gpt = load_generator(debug_gpt_run / "gpt", sampling=SamplingConfig(temperature=1.0))
+    prefix = torch.rand(2, 3, 5, 32, 32) * 2 - 1
+    for generator in (diffusion, gpt):
+        videos = generator.generate(["a small red circle moves left", ""], 13, prefix=prefix, seed=0)
+        assert videos.shape == (2, 3, 13, 32, 32) and torch.equal(videos[:, :, :5], prefix)
+        assert videos.min() >= -1 and videos.max() <= 1
+        assert (generator.temporal_stride, generator.resolution) == (4, 32)
+    long = diffusion.generate(["a blue square"], 25, seed=0)  # 7 latent frames: the window slides
+    assert long.shape == (1, 3, 25, 32, 32)
+    assert torch.equal(long, diffusion.generate(["a blue square"], 25, seed=0))
