@@ -26,48 +26,57 @@ VTLM_CONFIG = TokenizerConfig(
     spatial_downsample=8,
     temporal_downsample=4,
     patch_size=2,
-    base_channels=32,
+    base_channels=24,
     channel_mult=(1, 2, 4),
     quantizer="lfq",
     lfq_bits=10,
 )
 
 
-def _torchvision_placeholder() -> None:
-    """magvit2-pytorch imports torchvision for its VGG perceptual loss (off here). PyPI's
-    torchvision does not load beside the CPU build of torch, so give it a placeholder module
-    whose VGG raises if anything ever asks for it."""
-    try:
-        import torchvision  # noqa: F401
+class _Unavailable:
+    """Stands in for any torchvision object: constructing it works, using it raises."""
 
-        return
-    except Exception:
+    def __init__(self, *args, **kwargs):
         pass
 
-    def unavailable(*args, **kwargs):
-        raise RuntimeError("torchvision is not loadable beside this torch build: VGG is unavailable")
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("torchvision is not loadable beside this torch build")
 
-    root = types.ModuleType("torchvision")
-    models, transforms, utils = (
-        types.ModuleType(f"torchvision.{n}") for n in ("models", "transforms", "utils")
-    )
-    models.VGG16_Weights = type("VGG16_Weights", (), {"DEFAULT": None})
-    models.vgg16 = unavailable
-    root.models, root.transforms, root.utils = models, transforms, utils
-    sys.modules.update(
-        {
-            "torchvision": root,
-            "torchvision.models": models,
-            "torchvision.transforms": transforms,
-            "torchvision.utils": utils,
-        }
-    )
+
+class _Placeholder(types.ModuleType):
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Unavailable
+
+
+def _import_magvit2():
+    """magvit2-pytorch imports torchvision for its VGG loss and image transforms (unused here).
+    PyPI's torchvision does not load beside the CPU build of torch, so the import runs against
+    placeholder modules, which are removed again afterwards so that no other library sees them."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        names = ("torchvision", "torchvision.models", "torchvision.transforms", "torchvision.utils")
+        modules = {name: _Placeholder(name) for name in names}
+        modules["torchvision.models"].VGG16_Weights = type("VGG16_Weights", (), {"DEFAULT": None})
+        for name in names[1:]:
+            setattr(modules["torchvision"], name.split(".")[1], modules[name])
+        sys.modules.update(modules)
+        try:
+            import magvit2_pytorch
+        finally:
+            for name in names:
+                sys.modules.pop(name, None)
+        return magvit2_pytorch
+    import magvit2_pytorch
+
+    return magvit2_pytorch
 
 
 def build_peer():
-    """magvit2-pytorch's VideoTokenizer at the same compression and codebook, or None."""
-    _torchvision_placeholder()
-    from magvit2_pytorch import VideoTokenizer as PeerTokenizer
+    """magvit2-pytorch's VideoTokenizer at the same compression and codebook."""
+    PeerTokenizer = _import_magvit2().VideoTokenizer
 
     layers = ("residual", "compress_space", "residual", "compress_space", "residual", "compress_space")
     layers += ("residual", "compress_time", "residual", "compress_time")

@@ -198,7 +198,7 @@ def demo(
         val=str(shards / "val"),
         text_model=str(text_model),
         window=3,
-        batch_size=16,
+        batch_size=8,
     )
     generators = {}
     for name, fit_fn, overrides, optim in (
@@ -225,7 +225,7 @@ def demo(
             seed=seed,
         )
         generators[name] = Path(
-            fit_fn("debug" if quick else "small", overrides, data=tokens, trainer=run, optim=optim)
+            fit_fn("debug" if quick else "tiny", overrides, data=tokens, trainer=run, optim=optim)
         )
 
     clock.stage("7. sampling held-out continuations (first 5 frames given) and text-to-video clips")

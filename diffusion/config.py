@@ -34,9 +34,13 @@ class DiTConfig:
 
     def __post_init__(self):
         if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise ValueError(f"dim, heads: expected dim divisible by heads with an even head size, got {self.dim}, {self.heads}")
+            raise ValueError(
+                f"dim, heads: expected dim divisible by heads with an even head size, got {self.dim}, {self.heads}"
+            )
         if self.grid_h % self.patch or self.grid_w % self.patch:
-            raise ValueError(f"patch: expected a divisor of the latent grid {self.grid_h}x{self.grid_w}, got {self.patch}")
+            raise ValueError(
+                f"patch: expected a divisor of the latent grid {self.grid_h}x{self.grid_w}, got {self.patch}"
+            )
         for name in ("depth", "text_len", "max_frames", "latent_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
@@ -58,6 +62,7 @@ class DiTConfig:
 # the GPT an output head of vocab x dim, so the DiT is a little shallower.
 PRESETS: dict[str, DiTConfig] = {
     "debug": DiTConfig(dim=64, depth=2, heads=4),
+    "tiny": DiTConfig(dim=192, depth=6, heads=6, mlp_ratio=3.0),
     "small": DiTConfig(dim=384, depth=8, heads=6),
     "base": DiTConfig(dim=768, depth=11, heads=12),
     "large": DiTConfig(dim=1024, depth=18, heads=16),

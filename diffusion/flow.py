@@ -35,9 +35,13 @@ class FlowConfig:
 
     def __post_init__(self):
         if self.level_sampling not in ("logit_normal", "uniform"):
-            raise ValueError(f"level_sampling: expected 'logit_normal' or 'uniform', got {self.level_sampling!r}")
+            raise ValueError(
+                f"level_sampling: expected 'logit_normal' or 'uniform', got {self.level_sampling!r}"
+            )
         if not 0 <= self.prefix_share <= 1 or not 0 <= self.caption_dropout <= 1:
-            raise ValueError(f"prefix_share, caption_dropout: expected values in [0, 1], got {self.prefix_share}, {self.caption_dropout}")
+            raise ValueError(
+                f"prefix_share, caption_dropout: expected values in [0, 1], got {self.prefix_share}, {self.caption_dropout}"
+            )
 
 
 def sample_levels(batch: int, cfg: FlowConfig, device, generator=None) -> torch.Tensor:
@@ -47,7 +51,9 @@ def sample_levels(batch: int, cfg: FlowConfig, device, generator=None) -> torch.
     return torch.sigmoid(torch.randn(batch, device=device, generator=generator))
 
 
-def training_loss(net: Net, x0: torch.Tensor, text: torch.Tensor, cfg: FlowConfig, generator=None) -> tuple[torch.Tensor, dict]:
+def training_loss(
+    net: Net, x0: torch.Tensor, text: torch.Tensor, cfg: FlowConfig, generator=None
+) -> tuple[torch.Tensor, dict]:
     """Flow-matching loss on the frames that are not a clean prefix.
 
     x0: clean normalized latents (B, D, t, h, w); text: caption ids (B, L).
@@ -58,7 +64,9 @@ def training_loss(net: Net, x0: torch.Tensor, text: torch.Tensor, cfg: FlowConfi
     prefix = torch.zeros(b, dtype=torch.long, device=device)
     if t > 1 and cfg.max_prefix_frames > 0:
         has = torch.rand(b, device=device, generator=generator) < cfg.prefix_share
-        count = torch.randint(1, min(cfg.max_prefix_frames, t - 1) + 1, (b,), device=device, generator=generator)
+        count = torch.randint(
+            1, min(cfg.max_prefix_frames, t - 1) + 1, (b,), device=device, generator=generator
+        )
         prefix = torch.where(has, count, prefix)
     clean = torch.arange(t, device=device)[None] < prefix[:, None]  # (B, t)
     levels = levels.masked_fill(clean, 0.0)
@@ -94,7 +102,14 @@ class SamplerConfig:
         return self.steps if self.solver == "euler" else 2 * self.steps - 1
 
 
-def _velocity(net: Net, x: torch.Tensor, levels: torch.Tensor, text: torch.Tensor, uncond: torch.Tensor | None, scale: float):
+def _velocity(
+    net: Net,
+    x: torch.Tensor,
+    levels: torch.Tensor,
+    text: torch.Tensor,
+    uncond: torch.Tensor | None,
+    scale: float,
+):
     if uncond is None:
         return net(x, levels, text)
     v_cond, v_uncond = net(torch.cat([x, x]), torch.cat([levels, levels]), torch.cat([text, uncond])).chunk(2)

@@ -37,7 +37,13 @@ class DiffusionModule(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(
-            {"model": model.to_dict(), "flow": asdict(flow), "optim": asdict(optim), "total_steps": total_steps, "ema_decay": ema_decay}
+            {
+                "model": model.to_dict(),
+                "flow": asdict(flow),
+                "optim": asdict(optim),
+                "total_steps": total_steps,
+                "ema_decay": ema_decay,
+            }
         )
         self.model_cfg, self.flow_cfg, self.optim_cfg, self.total_steps = model, flow, optim, total_steps
         self.dit = DiT(model)
@@ -50,7 +56,9 @@ class DiffusionModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.dit, self.optim_cfg)
-        return [optimizer], [{"scheduler": build_scheduler(optimizer, self.optim_cfg, self.total_steps), "interval": "step"}]
+        return [optimizer], [
+            {"scheduler": build_scheduler(optimizer, self.optim_cfg, self.total_steps), "interval": "step"}
+        ]
 
     def latents(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, t, h, w) -> normalized latents (B, D, t, h, w)."""
@@ -64,9 +72,13 @@ class DiffusionModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x0 = self.latents(batch["codes"])
-        loss, logs = training_loss(self.dit, x0, self._text(batch, self.flow_cfg.caption_dropout), self.flow_cfg)
+        loss, logs = training_loss(
+            self.dit, x0, self._text(batch, self.flow_cfg.caption_dropout), self.flow_cfg
+        )
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"diffusion: non-finite loss {float(loss)} at step {self.global_step}; stopping, the last checkpoint is kept")
+            raise FloatingPointError(
+                f"diffusion: non-finite loss {float(loss)} at step {self.global_step}; stopping, the last checkpoint is kept"
+            )
         size = x0.shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=size)
@@ -74,7 +86,10 @@ class DiffusionModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.optim_cfg.grad_clip:
-            self.log("train/grad_norm", torch.nn.utils.clip_grad_norm_(self.dit.parameters(), self.optim_cfg.grad_clip))
+            self.log(
+                "train/grad_norm",
+                torch.nn.utils.clip_grad_norm_(self.dit.parameters(), self.optim_cfg.grad_clip),
+            )
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:
@@ -86,15 +101,26 @@ class DiffusionModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         x0 = self.latents(batch["codes"])
-        generator = torch.Generator(device=x0.device).manual_seed(batch_idx)  # the same noise at every validation
-        loss, _ = training_loss(self.eval_dit, x0, self._text(batch, 0.0), FlowConfig(prefix_share=0.0), generator)
+        generator = torch.Generator(device=x0.device).manual_seed(
+            batch_idx
+        )  # the same noise at every validation
+        loss, _ = training_loss(
+            self.eval_dit, x0, self._text(batch, 0.0), FlowConfig(prefix_share=0.0), generator
+        )
         self.log("val/flow_loss", loss, sync_dist=True, batch_size=x0.shape[0], prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
-        self.last_val = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")}
+        self.last_val = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")
+        }
 
     def export(self, path: str | Path) -> Path:
         """DiT weights (EMA when kept) + latent statistics + config + the tokenizer it pairs with."""
         state = {**self.eval_dit.state_dict(), "latent_mean": self.latent_mean, "latent_std": self.latent_std}
-        extra = {"step": int(self.global_step), "val": self.last_val, "params": self.dit.num_params(), "tokenizer": self.tokenizer_info}
+        extra = {
+            "step": int(self.global_step),
+            "val": self.last_val,
+            "params": self.dit.num_params(),
+            "tokenizer": self.tokenizer_info,
+        }
         return save_model_dir(path, "diffusion", self.model_cfg.to_dict(), state, extra)

@@ -36,15 +36,21 @@ class DiffusionGenerator:
         self.model = DiT(self.cfg)
         self.model.load_state_dict(state, strict=True)
         self.model.to(device).eval()
-        self.tokenizer, self.text = load_pairing(path, meta, device, tokenizer_dir, text_model, self.cfg.text_size)
+        self.tokenizer, self.text = load_pairing(
+            path, meta, device, tokenizer_dir, text_model, self.cfg.text_size
+        )
         if self.tokenizer.bottleneck.latent_dim != self.cfg.latent_dim:
-            raise ValueError(f"tokenizer: {self.tokenizer.bottleneck.latent_dim} latent channels, the DiT expects {self.cfg.latent_dim}")
+            raise ValueError(
+                f"tokenizer: {self.tokenizer.bottleneck.latent_dim} latent channels, the DiT expects {self.cfg.latent_dim}"
+            )
         self.sampler = sampler or SamplerConfig()
         self.temporal_stride = self.tokenizer.cfg.temporal_downsample
         self.resolution = self.cfg.grid_h * self.tokenizer.cfg.spatial_downsample
 
     @torch.no_grad()
-    def generate(self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    def generate(
+        self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
+    ) -> torch.Tensor:
         """Videos (B, 3, num_frames, R, R) in [-1, 1]; prefix frames come back unchanged."""
         cfg, r = self.cfg, self.resolution
         total = self.tokenizer.cfg.latent_shape(num_frames, r, r)[0]
@@ -59,12 +65,22 @@ class DiffusionGenerator:
                 raise ValueError(f"prefix: expected ({batch}, 3, k, {r}, {r}), got {tuple(prefix.shape)}")
             video = (self.tokenizer.encode_latents(prefix.to(device)) - self.mean) / self.std
             if video.shape[2] > cfg.max_frames - 1:
-                raise ValueError(f"prefix: {video.shape[2]} latent frames do not fit the window of {cfg.max_frames} with room to generate")
+                raise ValueError(
+                    f"prefix: {video.shape[2]} latent frames do not fit the window of {cfg.max_frames} with room to generate"
+                )
         while video.shape[2] < total:
             context = video[:, :, max(0, video.shape[2] - (cfg.max_frames - 1)) :]
             window = min(cfg.max_frames, context.shape[2] + total - video.shape[2])
             shape = (batch, cfg.latent_dim, window, cfg.grid_h, cfg.grid_w)
-            out = sample(self.model, shape, text, self.sampler, context if context.shape[2] else None, uncond, generator)
+            out = sample(
+                self.model,
+                shape,
+                text,
+                self.sampler,
+                context if context.shape[2] else None,
+                uncond,
+                generator,
+            )
             video = torch.cat([video, out[:, :, context.shape[2] :]], dim=2)
         frames = self.tokenizer.decode_latents(video * self.std + self.mean)
         if prefix is not None:

@@ -35,9 +35,13 @@ class GPTGenerator:
         self.model = GPT(self.cfg)
         self.model.load_state_dict(state, strict=True)
         self.model.to(device).eval()
-        self.tokenizer, self.text = load_pairing(path, meta, device, tokenizer_dir, text_model, self.cfg.text_size)
+        self.tokenizer, self.text = load_pairing(
+            path, meta, device, tokenizer_dir, text_model, self.cfg.text_size
+        )
         if self.tokenizer.codebook_size != self.cfg.codebook_size:
-            raise ValueError(f"tokenizer: {self.tokenizer.codebook_size} codes, the GPT expects {self.cfg.codebook_size}")
+            raise ValueError(
+                f"tokenizer: {self.tokenizer.codebook_size} codes, the GPT expects {self.cfg.codebook_size}"
+            )
         self.sampling = sampling or SamplingConfig()
         self.temporal_stride = self.tokenizer.cfg.temporal_downsample
         self.resolution = self.cfg.grid_h * self.tokenizer.cfg.spatial_downsample

@@ -31,7 +31,10 @@ class Generator(Protocol):
 
 
 def load_generator(
-    path: str | os.PathLike, device: str = "cpu", sampling: SamplingConfig | None = None, sampler: SamplerConfig | None = None
+    path: str | os.PathLike,
+    device: str = "cpu",
+    sampling: SamplingConfig | None = None,
+    sampler: SamplerConfig | None = None,
 ) -> Generator:
     """The generator stored in a model directory, by the ``kind`` in its config.yaml.
 

@@ -12,14 +12,21 @@ from vtlm.tokenizer.model import VideoTokenizer
 
 
 def load_pairing(
-    path: str | os.PathLike, meta: dict, device: str, tokenizer_dir: str | None, text_model: str | None, text_size: int
+    path: str | os.PathLike,
+    meta: dict,
+    device: str,
+    tokenizer_dir: str | None,
+    text_model: str | None,
+    text_size: int,
 ) -> tuple[VideoTokenizer, TextTokenizer]:
     """The tokenizer (checked against the weights hash recorded at training time) and the text
     model (checked against the vocabulary size) of the model directory ``path``."""
     recorded = meta.get("tokenizer") or {}
     tokenizer_dir = tokenizer_dir or recorded.get("dir")
     if not tokenizer_dir or not Path(tokenizer_dir).is_dir():
-        raise FileNotFoundError(f"{path}: the tokenizer it was trained with is not at {tokenizer_dir!r}; pass tokenizer_dir")
+        raise FileNotFoundError(
+            f"{path}: the tokenizer it was trained with is not at {tokenizer_dir!r}; pass tokenizer_dir"
+        )
     if recorded.get("sha256") and weights_sha256(tokenizer_dir) != recorded["sha256"]:
         raise ValueError(f"{tokenizer_dir}: not the tokenizer {path} was trained on (weights hash differs)")
     tokenizer = load_tokenizer(tokenizer_dir, device=device)
@@ -34,5 +41,7 @@ def caption_ids(text: TextTokenizer, captions: list[str], budget: int) -> list[l
     ids = text.encode_batch(captions)
     for caption, row in zip(captions, ids):
         if len(row) > budget:
-            raise ValueError(f"caption: {len(row)} text pieces, longer than the text budget of {budget}: {caption!r}")
+            raise ValueError(
+                f"caption: {len(row)} text pieces, longer than the text budget of {budget}: {caption!r}"
+            )
     return ids

@@ -170,9 +170,36 @@ def debug_diffusion_run(token_pipeline, tmp_path_factory):
     from vtlm.cli.main import main
 
     run = tmp_path_factory.mktemp("diffusion_run")
-    main(["diffusion", "fit", "--preset_name", "debug", "--data.train", str(token_pipeline["train"]), "--data.val",
-          str(token_pipeline["val"]), "--data.text_model", str(token_pipeline["text"]), "--data.batch_size", "8",
-          "--trainer.out_dir", str(run), "--trainer.max_steps", "30", "--trainer.val_every_n_steps", "15",
-          "--trainer.limit_val_batches", "1", "--trainer.progress_bar", "false", "--optim.lr", "0.002",
-          "--optim.warmup_steps", "3", "--trainer.log_every_n_steps", "2"])
+    main(
+        [
+            "diffusion",
+            "fit",
+            "--preset_name",
+            "debug",
+            "--data.train",
+            str(token_pipeline["train"]),
+            "--data.val",
+            str(token_pipeline["val"]),
+            "--data.text_model",
+            str(token_pipeline["text"]),
+            "--data.batch_size",
+            "8",
+            "--trainer.out_dir",
+            str(run),
+            "--trainer.max_steps",
+            "30",
+            "--trainer.val_every_n_steps",
+            "15",
+            "--trainer.limit_val_batches",
+            "1",
+            "--trainer.progress_bar",
+            "false",
+            "--optim.lr",
+            "0.002",
+            "--optim.warmup_steps",
+            "3",
+            "--trainer.log_every_n_steps",
+            "2",
+        ]
+    )
     return run

@@ -58,7 +58,9 @@ def test_clean_prefix_frames_are_left_out_of_the_loss():
 
     def net_prefix_noise(xs, levels, text):  # wrong only on clean frames: the loss must not see it
         target = seen["xs"]
-        return torch.where((levels == 0)[:, None, :, None, None], torch.full_like(target, 100.0), torch.zeros_like(target))
+        return torch.where(
+            (levels == 0)[:, None, :, None, None], torch.full_like(target, 100.0), torch.zeros_like(target)
+        )
 
     torch.manual_seed(0)
     loss_a, _ = training_loss(net, x0, caption_batch([[1]] * 2, 4), cfg)
@@ -74,11 +76,34 @@ def test_samplers_shape_prefix_and_guidance():
     one_step = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=1))
     assert one_step.shape == (2, 5, 3, 4, 4) and torch.isfinite(one_step).all()
     prefix = torch.randn(2, 5, 2, 4, 4)
-    out = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=4, solver="heun"), prefix=prefix, generator=torch.Generator().manual_seed(0))
+    out = sample(
+        model,
+        (2, 5, 3, 4, 4),
+        text,
+        SamplerConfig(steps=4, solver="heun"),
+        prefix=prefix,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(out[:, :, :2], prefix)
-    plain = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3), generator=torch.Generator().manual_seed(1))
-    scale_one = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3, cfg_scale=1.0), uncond_text=uncond, generator=torch.Generator().manual_seed(1))
-    guided = sample(model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3, cfg_scale=3.0), uncond_text=uncond, generator=torch.Generator().manual_seed(1))
+    plain = sample(
+        model, (2, 5, 3, 4, 4), text, SamplerConfig(steps=3), generator=torch.Generator().manual_seed(1)
+    )
+    scale_one = sample(
+        model,
+        (2, 5, 3, 4, 4),
+        text,
+        SamplerConfig(steps=3, cfg_scale=1.0),
+        uncond_text=uncond,
+        generator=torch.Generator().manual_seed(1),
+    )
+    guided = sample(
+        model,
+        (2, 5, 3, 4, 4),
+        text,
+        SamplerConfig(steps=3, cfg_scale=3.0),
+        uncond_text=uncond,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert torch.equal(plain, scale_one) and not torch.allclose(plain, guided)
     assert SamplerConfig(steps=10, solver="heun").nfe == 19 and SamplerConfig(steps=10).nfe == 10
     with pytest.raises(ValueError, match="uncond_text"):
@@ -96,18 +121,26 @@ def test_euler_integrates_a_known_flow_exactly():
     assert torch.allclose(out, target, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["small", "base", "large"])
+@pytest.mark.parametrize("name", ["tiny", "small", "base", "large"])
 def test_presets_match_the_gpt_within_5_percent(name):
     gpt = GPT(replace(gpt_preset(name), codebook_size=4375, text_size=512)).num_params()
     dit = DiT(replace(dit_preset(name), text_size=512, latent_dim=5)).num_params()
     assert abs(dit - gpt) / gpt < 0.05, (dit, gpt)
 
 
-def test_debug_fit_lowers_the_loss_and_samples_through_the_shared_interface(debug_diffusion_run, debug_gpt_run):
-    rows = [r for r in csv.DictReader(open(debug_diffusion_run / "logs" / "metrics.csv")) if r.get("train/flow_loss")]
+def test_debug_fit_lowers_the_loss_and_samples_through_the_shared_interface(
+    debug_diffusion_run, debug_gpt_run
+):
+    rows = [
+        r
+        for r in csv.DictReader(open(debug_diffusion_run / "logs" / "metrics.csv"))
+        if r.get("train/flow_loss")
+    ]
     first, last = float(rows[0]["train/flow_loss"]), float(rows[-1]["train/flow_loss"])
     assert last < 0.9 * first, (first, last)
-    diffusion = load_generator(debug_diffusion_run / "diffusion", sampler=SamplerConfig(steps=2, cfg_scale=2.0))
+    diffusion = load_generator(
+        debug_diffusion_run / "diffusion", sampler=SamplerConfig(steps=2, cfg_scale=2.0)
+    )
     gpt = load_generator(debug_gpt_run / "gpt", sampling=SamplingConfig(temperature=1.0))
     prefix = torch.rand(2, 3, 5, 32, 32) * 2 - 1
     for generator in (diffusion, gpt):

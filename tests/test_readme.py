@@ -30,7 +30,7 @@ def test_readme_opens_with_the_two_commands():
 @pytest.mark.slow
 def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch):
     commands = readme_commands()
-    assert len(commands) >= 9
+    assert len(commands) >= 11
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     vtlm = str(Path(sys.executable).with_name("vtlm"))
     for command in commands:
@@ -42,6 +42,7 @@ def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch):
     assert (tmp_path / "runs/tokens/shapes/train/index.json").is_file()
     assert (tmp_path / "runs/samples/continue/sheet.gif").is_file()
     assert (tmp_path / "runs/samples/caption/sample_000.mp4").is_file()
+    assert (tmp_path / "runs/samples/diffusion/sheet.gif").is_file()
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     for code in re.findall(r"```python\n(.*?)```", README, flags=re.S):
