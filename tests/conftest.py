@@ -125,42 +125,22 @@ def token_pipeline(debug_tokenizer_run, tmp_path_factory):
     }
 
 
+def generator_fit_args(kind: str, pipeline: dict, run, steps: int, lr: str) -> list[str]:
+    """`vtlm {gpt,diffusion} fit` on the token pipeline with the debug preset."""
+    return [kind, "fit", "--preset_name", "debug", "--data.train", str(pipeline["train"]), "--data.val", str(pipeline["val"]),
+            "--data.text_model", str(pipeline["text"]), "--data.batch_size", "8", "--trainer.out_dir", str(run),
+            "--trainer.max_steps", str(steps), "--trainer.val_every_n_steps", str(max(1, steps // 2)),
+            "--trainer.limit_val_batches", "1", "--trainer.progress_bar", "false", "--trainer.log_every_n_steps", "2",
+            "--optim.lr", lr, "--optim.warmup_steps", "3"]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def debug_gpt_run(token_pipeline, tmp_path_factory):
     """A debug-preset GPT trained for 30 steps on the token pipeline; returns its run dir."""
     from vtlm.cli.main import main
 
     run = tmp_path_factory.mktemp("gpt_run")
-    main(
-        [
-            "gpt",
-            "fit",
-            "--preset_name",
-            "debug",
-            "--data.train",
-            str(token_pipeline["train"]),
-            "--data.val",
-            str(token_pipeline["val"]),
-            "--data.text_model",
-            str(token_pipeline["text"]),
-            "--data.batch_size",
-            "8",
-            "--trainer.out_dir",
-            str(run),
-            "--trainer.max_steps",
-            "30",
-            "--trainer.val_every_n_steps",
-            "15",
-            "--trainer.limit_val_batches",
-            "1",
-            "--trainer.progress_bar",
-            "false",
-            "--optim.lr",
-            "0.003",
-            "--optim.warmup_steps",
-            "3",
-        ]
-    )
+    main(generator_fit_args("gpt", token_pipeline, run, 30, "0.003"))
     return run
 
 
@@ -170,36 +150,5 @@ def debug_diffusion_run(token_pipeline, tmp_path_factory):
     from vtlm.cli.main import main
 
     run = tmp_path_factory.mktemp("diffusion_run")
-    main(
-        [
-            "diffusion",
-            "fit",
-            "--preset_name",
-            "debug",
-            "--data.train",
-            str(token_pipeline["train"]),
-            "--data.val",
-            str(token_pipeline["val"]),
-            "--data.text_model",
-            str(token_pipeline["text"]),
-            "--data.batch_size",
-            "8",
-            "--trainer.out_dir",
-            str(run),
-            "--trainer.max_steps",
-            "30",
-            "--trainer.val_every_n_steps",
-            "15",
-            "--trainer.limit_val_batches",
-            "1",
-            "--trainer.progress_bar",
-            "false",
-            "--optim.lr",
-            "0.002",
-            "--optim.warmup_steps",
-            "3",
-            "--trainer.log_every_n_steps",
-            "2",
-        ]
-    )
+    main(generator_fit_args("diffusion", token_pipeline, run, 30, "0.002"))
     return run

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import generator_fit_args
 from vtlm.data.video_io import get_backend
 from vtlm.generate.interface import load_generator
 from vtlm.gpt.config import GPTConfig, preset
@@ -234,39 +235,9 @@ def test_generator_interface_keeps_the_prefix_and_checks_inputs(debug_gpt_run):
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes_trains_and_exports(token_pipeline, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [
-        VTLM,
-        "gpt",
-        "fit",
-        "--preset_name",
-        "debug",
-        "--data.train",
-        str(token_pipeline["train"]),
-        "--data.val",
-        str(token_pipeline["val"]),
-        "--data.text_model",
-        str(token_pipeline["text"]),
-        "--data.batch_size",
-        "4",
-        "--trainer.out_dir",
-        str(run),
-        "--trainer.max_steps",
-        "4",
-        "--trainer.devices",
-        "2",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.val_every_n_steps",
-        "4",
-        "--trainer.limit_val_batches",
-        "1",
-        "--trainer.progress_bar",
-        "false",
-        "--trainer.log_every_n_steps",
-        "1",
-    ]
+    cmd = [VTLM, *generator_fit_args("gpt", token_pipeline, run, 4, "0.001")]
+    cmd += ["--data.batch_size", "4", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
+            "--trainer.log_every_n_steps", "1"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run / "gpt" / "weights.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
