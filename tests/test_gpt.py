@@ -244,3 +244,17 @@ def test_ddp_with_two_cpu_processes_trains_and_exports(token_pipeline, tmp_path)
     assert result.stdout.count("exported") == 1  # only rank 0 exports
     rows = [r for r in csv.DictReader(open(run / "logs" / "metrics.csv")) if r.get("train/video_loss")]
     assert rows and max(int(r["step"]) for r in rows) <= 4
+
+
+def test_a_second_fit_resumes_from_the_last_checkpoint(token_pipeline, tmp_path):
+    from vtlm.cli.main import main
+
+    run = tmp_path / "resume"
+    main(generator_fit_args("gpt", token_pipeline, run, 6, "0.001"))
+    first = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert first["global_step"] == 6
+    main(generator_fit_args("gpt", token_pipeline, run, 10, "0.001"))  # same run dir, more steps
+    second = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert second["global_step"] == 10
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "logs" / "metrics.csv")) if r.get("train/video_loss")]
+    assert max(steps) >= 8  # the log goes on past the first run's last step
