@@ -116,7 +116,7 @@ def encode(
 
     from vtlm.data.clips import ClipSpec
     from vtlm.data.folder import FolderConfig
-    from vtlm.data.video_datamodule import _synthetic
+    from vtlm.data.video_datamodule import synthetic_split
     from vtlm.data.whole_videos import WholeVideoDataset
     from vtlm.tokenizer.encode import encode_to_shards, finish_index
     from vtlm.tokenizer.io import load_tokenizer
@@ -138,7 +138,7 @@ def encode(
     for split in splits:
         split_dir = Path(out) / split
         if data.source == "synthetic":
-            dataset = _synthetic(data, split, data.num_frames, counts[split])
+            dataset = synthetic_split(data, split, data.num_frames, counts[split])
             keys = [f"{data.synthetic.kind}/{split}/{i:07d}" for i in range(len(dataset))]
         else:
             spec = ClipSpec(num_frames=1, resolution=data.resolution)

@@ -61,7 +61,10 @@ class VideoDataConfig:
             raise ValueError(f"image_share: expected a value in [0, 1], got {self.image_share}")
 
 
-def _synthetic(cfg: VideoDataConfig, split: str, frames: int, count: int | None = None) -> SyntheticDataset:
+def synthetic_split(
+    cfg: VideoDataConfig, split: str, frames: int, count: int | None = None
+) -> SyntheticDataset:
+    """The built-in dataset of ``cfg`` for one split, at ``frames`` frames and cfg's resolution."""
     base = cfg.synthetic
     shapes = replace(base.shapes, num_frames=frames, resolution=cfg.resolution)
     digits = replace(base.digits, num_frames=frames, resolution=cfg.resolution)
@@ -80,9 +83,9 @@ def _folder(cfg: VideoDataConfig, split: str, frames: int, media: str, window: s
 def build_video_datasets(cfg: VideoDataConfig) -> tuple[Dataset, Dataset, list[int]]:
     """(train dataset, validation dataset, frame counts of the train items)."""
     if cfg.source == "synthetic":
-        videos = _synthetic(cfg, "train", cfg.num_frames)
-        images = _synthetic(cfg, "train", 1) if cfg.image_share > 0 else None
-        val = _synthetic(cfg, "val", cfg.num_frames, cfg.val_clips)
+        videos = synthetic_split(cfg, "train", cfg.num_frames)
+        images = synthetic_split(cfg, "train", 1) if cfg.image_share > 0 else None
+        val = synthetic_split(cfg, "val", cfg.num_frames, cfg.val_clips)
     else:
         videos = _folder(cfg, "train", cfg.num_frames, "videos", "random")
         images = _folder(cfg, "train", 1, "both", "random") if cfg.image_share > 0 else None

@@ -256,5 +256,9 @@ def test_a_second_fit_resumes_from_the_last_checkpoint(token_pipeline, tmp_path)
     main(generator_fit_args("gpt", token_pipeline, run, 10, "0.001"))  # same run dir, more steps
     second = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert second["global_step"] == 10
-    steps = [int(r["step"]) for r in csv.DictReader(open(run / "logs" / "metrics.csv")) if r.get("train/video_loss")]
+    steps = [
+        int(r["step"])
+        for r in csv.DictReader(open(run / "logs" / "metrics.csv"))
+        if r.get("train/video_loss")
+    ]
     assert max(steps) >= 8  # the log goes on past the first run's last step

@@ -15,7 +15,7 @@ import torch
 from vtlm.cli.main import main
 from vtlm.data.batching import collate_clips
 from vtlm.data.shard_dataset import TokenShards
-from vtlm.data.video_datamodule import VideoDataConfig, _synthetic
+from vtlm.data.video_datamodule import VideoDataConfig, synthetic_split
 from vtlm.tokenizer.config import preset
 from vtlm.tokenizer.io import load_tokenizer
 from vtlm.tokenizer.model import VideoTokenizer
@@ -44,7 +44,7 @@ def test_debug_fit_lowers_the_loss_and_exports_a_loadable_tokenizer(debug_tokeni
     ]
     model = load_tokenizer(debug_tokenizer_run / "tokenizer")
     assert not model.training and model.codebook_size == 4375
-    clip = _synthetic(VideoDataConfig(), "val", 9, 2)[0]["video"][None]
+    clip = synthetic_split(VideoDataConfig(), "val", 9, 2)[0]["video"][None]
     assert model.decode(model.encode(clip)).shape == clip.shape
 
 
@@ -96,7 +96,7 @@ def test_encode_to_shards_reads_back_the_tokenizers_codes(debug_tokenizer_run, t
     assert len(shards) == 10 and shards.codebook_size == 4375 and shards.grid == (8, 8)
     assert shards.extra["tokenizer"]["patch_size"] == 2 and len(shards.extra["tokenizer_sha256"]) == 64
     model = load_tokenizer(debug_tokenizer_run / "tokenizer")
-    clips = _synthetic(VideoDataConfig(), "train", 9, 10)
+    clips = synthetic_split(VideoDataConfig(), "train", 9, 10)
     keys = [shards.key(i) for i in range(len(shards))]
     for i in (0, 7):
         j = keys.index(f"shapes/train/{i:07d}")
@@ -197,7 +197,7 @@ def test_every_bottleneck_trains(quantizer):
     cfg = replace(preset("debug"), quantizer=quantizer, lfq_bits=10, vq_codebook_size=256, vq_dim=4)
     model, objective = VideoTokenizer(cfg), TokenizerObjective(LossConfig())
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    clips = torch.stack([_synthetic(VideoDataConfig(), "train", 5, 4)[i]["video"] for i in range(4)])
+    clips = torch.stack([synthetic_split(VideoDataConfig(), "train", 5, 4)[i]["video"] for i in range(4)])
     losses = []
     for step in range(25):
         recon, quantized = model(clips)
