@@ -11,7 +11,7 @@ from vtlm.diffusion.flow import SamplerConfig, sample
 from vtlm.diffusion.model import DiT, caption_batch
 from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, load_pairing
+from .pairing import caption_ids, check_prefix, load_pairing
 
 
 class DiffusionGenerator:
@@ -61,8 +61,7 @@ class DiffusionGenerator:
         batch = len(captions)
         video = torch.zeros(batch, cfg.latent_dim, 0, cfg.grid_h, cfg.grid_w, device=device)
         if prefix is not None:
-            if prefix.shape[0] != batch or tuple(prefix.shape[-2:]) != (r, r):
-                raise ValueError(f"prefix: expected ({batch}, 3, k, {r}, {r}), got {tuple(prefix.shape)}")
+            check_prefix(prefix, batch, r)
             video = (self.tokenizer.encode_latents(prefix.to(device)) - self.mean) / self.std
             if video.shape[2] > cfg.max_frames - 1:
                 raise ValueError(

@@ -11,7 +11,7 @@ from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
 from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, load_pairing
+from .pairing import caption_ids, check_prefix, load_pairing
 
 
 class GPTGenerator:
@@ -57,10 +57,7 @@ class GPTGenerator:
         device = self.model.embed.weight.device
         prefix_codes = None
         if prefix is not None:
-            if prefix.shape[0] != len(captions) or tuple(prefix.shape[-2:]) != (r, r):
-                raise ValueError(
-                    f"prefix: expected ({len(captions)}, 3, k, {r}, {r}), got {tuple(prefix.shape)}"
-                )
+            check_prefix(prefix, len(captions), r)
             prefix_codes = self.tokenizer.encode(prefix.to(device))
         generator = torch.Generator(device=device).manual_seed(seed)
         codes = sample_codes(self.model, ids, latent_frames, self.sampling, prefix_codes, generator)

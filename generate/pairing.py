@@ -45,3 +45,11 @@ def caption_ids(text: TextTokenizer, captions: list[str], budget: int) -> list[l
                 f"caption: {len(row)} text pieces, longer than the text budget of {budget}: {caption!r}"
             )
     return ids
+
+
+def check_prefix(prefix, batch: int, resolution: int) -> None:
+    """Prefix frames must be (batch, 3, k, resolution, resolution)."""
+    if prefix.shape[0] != batch or tuple(prefix.shape[-2:]) != (resolution, resolution):
+        raise ValueError(
+            f"prefix: expected ({batch}, 3, k, {resolution}, {resolution}), got {tuple(prefix.shape)}"
+        )
