@@ -53,6 +53,7 @@ def run_data_bench(work_dir: Path, quick: bool = False) -> list[dict]:
     )
     return [
         {
+            "id": "data_read",
             "workload": f"read {clip_frames}-frame windows, 64x64 mp4",
             "unit": "clips/s",
             "vtlm": ours.median_rate,
@@ -62,6 +63,7 @@ def run_data_bench(work_dir: Path, quick: bool = False) -> list[dict]:
             "shape": {"files": len(paths), "windows": len(jobs), "frames": clip_frames, "resolution": 64},
         },
         {
+            "id": "data_generate",
             "workload": "generate shapes clips 17x32x32 (collisions, pan)",
             "unit": "clips/s",
             "vtlm": gen.median_rate,

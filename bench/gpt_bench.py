@@ -170,6 +170,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
     }
     rows = [
         {
+            "id": "gpt_train",
             "workload": f"GPT train step, {BATCH}x{seq} tokens",
             "unit": "tokens/s",
             "vtlm": train["vtlm"].median_rate,
@@ -207,6 +208,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
                     repeats=repeats,
                 )
         row = {
+            "id": f"gpt_sample_b{batch}",
             "workload": f"GPT sampling, batch {batch}, {PROMPT}+{new} tokens, top-k",
             "unit": "tokens/s",
             "vtlm": rates["vtlm"].median_rate,

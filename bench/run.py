@@ -10,9 +10,15 @@ import json
 from pathlib import Path
 
 from .data_bench import run_data_bench
+from .generation_bench import run_generation_bench
 from .gpt_bench import run_gpt_bench
+from .gpu_bench import run_gpu_bench
+from .loader_bench import run_loader_bench
+from .targets import evaluate_targets, format_targets
 from .timing import machine
 from .tokenizer_bench import run_tokenizer_bench
+
+WORKLOADS = ("data", "tokenizer", "gpt", "loader", "generation", "gpu")
 
 
 def _compare(row: dict, rate: float) -> str:
@@ -21,45 +27,74 @@ def _compare(row: dict, rate: float) -> str:
     return f"{rate:.1f} ({row['vtlm'] / rate:.2f}x)"
 
 
+def _optional(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _detail_lines(row: dict) -> list[str]:
+    """The figures beside a row's main number, one line each."""
+    pad, lines = f"{'':<52}", []
+    if "params" in row and "train" in row["workload"]:
+        params = ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in row["params"].items())
+        lines.append(f"{pad} {'params':<9} {params}")
+    if "mfu" in row:
+        dtype = row.get("matmul_dtype", "fp32")
+        lines.append(
+            f"{pad} {'MFU':<9} {row['mfu']:.1%} of a {row['matmul_peak_gflops']:.1f} GFLOP/s {dtype} matmul peak"
+        )
+    if "fraction_of_bound" in row:
+        lines.append(
+            f"{pad} {'bound':<9} {row['fraction_of_bound']:.1%} of the memory-bandwidth bound ({row['bandwidth_bound']:.0f} tokens/s)"
+        )
+    if "loader_to_gpt" in row:
+        ratio = row["loader_to_gpt"]
+        text = "GPT training not measured" if ratio is None else f"{ratio:.1f}x the GPT's training tokens/s"
+        lines.append(f"{pad} {'ratio':<9} {text}")
+    if "cost" in row:
+        c = row["cost"]
+        params = None if c["params"] is None else c["params"] / 1e6
+        lines.append(
+            f"{pad} {'cost':<9} {c['seconds_per_video_second']:.2f} s per video second, "
+            f"first frame {c['time_to_first_frame']:.2f} s, NFE {_optional(c['function_evaluations'], 'd')}, "
+            f"peak +{_optional(c['peak_memory_mb'], '.0f')} MB, {_optional(params, '.2f')}M params"
+        )
+    return lines
+
+
 def format_table(rows: list[dict]) -> str:
     """Workload | unit | vtlm | each peer with vtlm / peer (above 1: vtlm is faster)."""
     lines = [f"{'workload':<52} {'unit':<9} {'vtlm':>10}  peers: value (vtlm/peer)"]
     for row in rows:
         peers = ", ".join(f"{name} {_compare(row, rate)}" for name, rate in row["peers"].items())
         lines.append(f"{row['workload']:<52} {row['unit']:<9} {row['vtlm']:>10.2f}  {peers or '-'}")
-        if "params" in row and "train" in row["workload"]:
-            lines.append(
-                f"{'':<52} {'params':<9} "
-                + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in row["params"].items())
-            )
-        if "mfu" in row:
-            lines.append(
-                f"{'':<52} {'MFU':<9} {row['mfu']:.1%} of a {row['matmul_peak_gflops']:.1f} GFLOP/s fp32 matmul peak"
-            )
-        if "fraction_of_bound" in row:
-            lines.append(
-                f"{'':<52} {'bound':<9} {row['fraction_of_bound']:.1%} of the memory-bandwidth bound ({row['bandwidth_bound']:.0f} tokens/s)"
-            )
+        lines += _detail_lines(row)
     return "\n".join(lines)
 
 
 def bench(
     out: str = "runs/bench",
     quick: bool = False,
-    workloads: list[str] | None = None,
+    workloads: str | list[str] | None = None,
     tokenizer_seconds: float = 120.0,
 ) -> dict:
-    """Run the benchmark workloads and write OUT/bench.json.
+    """Run the benchmark workloads and write OUT/bench.json (rows, targets, notes, machine).
 
     Args:
         out: output folder for bench.json and the files the workloads read.
         quick: fewer repeats and smaller inputs (for tests).
-        workloads: which to run (data, tokenizer, gpt); all by default.
+        workloads: which to run, comma-separated or a list, of data, tokenizer, gpt, loader,
+            generation, gpu; all by default. The loader's ratio to the GPT needs gpt in the same run; gpu runs only
+            where CUDA is available and is noted as skipped elsewhere.
         tokenizer_seconds: training budget of each tokenizer before its PSNR is measured.
     """
+    if isinstance(workloads, str):
+        workloads = workloads.strip("[] ").split(",")
+    chosen = [name.strip() for name in workloads] if workloads else list(WORKLOADS)
+    unknown = sorted(set(chosen) - set(WORKLOADS))
+    if unknown:
+        raise ValueError(f"workloads: unknown {unknown}; expected some of {list(WORKLOADS)}")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = workloads or ["data", "tokenizer", "gpt"]
     rows, notes = [], []
     if "data" in chosen:
         rows += run_data_bench(out_dir, quick=quick)
@@ -71,9 +106,24 @@ def bench(
         gpt_rows, gpt_notes = run_gpt_bench(quick=quick)
         rows += gpt_rows
         notes += gpt_notes
-    report = {"machine": machine(), "quick": quick, "rows": rows, "notes": notes}
+    if "loader" in chosen:
+        gpt_train = next((row["vtlm"] for row in rows if row.get("id") == "gpt_train"), None)
+        loader_rows, loader_notes = run_loader_bench(out_dir, gpt_train, quick=quick)
+        rows += loader_rows
+        notes += loader_notes
+    if "generation" in chosen:
+        generation_rows, generation_notes = run_generation_bench(out_dir, quick=quick)
+        rows += generation_rows
+        notes += generation_notes
+    if "gpu" in chosen:
+        gpu_rows, gpu_notes = run_gpu_bench(quick=quick)
+        rows += gpu_rows
+        notes += gpu_notes
+    targets = evaluate_targets(rows)
+    report = {"machine": machine(), "quick": quick, "rows": rows, "targets": targets, "notes": notes}
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
     print(format_table(rows))
+    print(format_targets(targets))
     for note in notes:
         print(f"note: {note}")
     print(f"wrote {out_dir / 'bench.json'}")

@@ -60,6 +60,8 @@ def machine() -> dict:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # other work on the machine at the start (1, 5, 15 min): above the core count, timings suffer
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     for package in ("decord", "av", "transformers", "x_transformers", "magvit2_pytorch"):
         try:

@@ -115,8 +115,10 @@ class _Runner:
         self.optimizer.step()
 
 
-def _vtlm_runner() -> _Runner:
-    model, objective = VideoTokenizer(VTLM_CONFIG), TokenizerObjective(LossConfig(recon="l1"))
+def vtlm_runner(config: TokenizerConfig = VTLM_CONFIG, device: str | torch.device = "cpu") -> _Runner:
+    """vtlm's tokenizer of ``config`` on ``device`` with the L1 reconstruction objective."""
+    model = VideoTokenizer(config).to(device)
+    objective = TokenizerObjective(LossConfig(recon="l1")).to(device)
 
     def train_loss(clips):
         recon, quantized = model(clips)
@@ -146,7 +148,7 @@ def _psnr(runner: _Runner, clips: torch.Tensor) -> float:
 def run_tokenizer_bench(quick: bool = False, train_seconds: float = 120.0) -> tuple[list[dict], list[str]]:
     """Rows for the bench table, and notes (e.g. a peer that could not run)."""
     notes = []
-    runners = [_vtlm_runner()]
+    runners = [vtlm_runner()]
     try:
         runners.append(_peer_runner(build_peer()))
     except Exception as err:  # not installed, or failed to build: the bench still completes
@@ -186,6 +188,7 @@ def run_tokenizer_bench(quick: bool = False, train_seconds: float = 120.0) -> tu
         peers = {name: r[key].median_rate for name, r in results.items() if name != "vtlm"}
         rows.append(
             {
+                "id": f"tokenizer_{key}",
                 "workload": f"tokenizer {key} 17x64x64 -> 5x8x8, b2",
                 "unit": "clips/s",
                 "vtlm": ours[key].median_rate,
@@ -198,6 +201,7 @@ def run_tokenizer_bench(quick: bool = False, train_seconds: float = 120.0) -> tu
     peers = {name: r["psnr"] for name, r in results.items() if name != "vtlm"}
     rows.append(
         {
+            "id": "tokenizer_psnr",
             "workload": f"tokenizer PSNR after {budget:.0f} s of training",
             "unit": "dB",
             "vtlm": ours["psnr"],

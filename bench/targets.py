@@ -1,0 +1,126 @@
+"""The issue's performance targets, checked against the rows of one bench run.
+
+Each target comes out as ``{"id", "target", "status", "measured", "required", "margin",
+"detail"}``: status is ``holds``, ``does not hold`` or ``not measured`` (a peer or a workload
+missing from the run); margin is measured / required (above 1: the target holds with room).
+"""
+
+from __future__ import annotations
+
+# Peers a target is defined against; a missing one is named in the target's line.
+GPT_TRAIN_PEERS = ("hf-gpt2", "x-transformers")
+SAMPLING_PEER = "hf-gpt2"
+TOKENIZER_PEER = "magvit2"
+MFU_TARGET, SAMPLING_TARGET, TOKENIZER_TARGET, LOADER_TARGET = 0.70, 2.0, 2.0, 10.0
+PARAMS_LIMIT = 1.25  # the tokenizer's parameters: at most 25% above the peer's
+
+
+def _result(key: str, text: str, measured: float | None, required: float, detail: str = "") -> dict:
+    if measured is None:
+        status, margin = "not measured", None
+    else:
+        margin = measured / required
+        status = "holds" if margin >= 1 else "does not hold"
+    return {
+        "id": key,
+        "target": text,
+        "status": status,
+        "measured": measured,
+        "required": required,
+        "margin": margin,
+        "detail": detail,
+    }
+
+
+def _peer_ratio(row: dict | None, wanted: tuple[str, ...]) -> tuple[float | None, str]:
+    """vtlm / the fastest of the wanted peers present in ``row``, and what was missing."""
+    if row is None:
+        return None, "workload not run"
+    present = {name: row["peers"][name] for name in wanted if row["peers"].get(name)}
+    missing = [name for name in wanted if name not in present]
+    if not present:
+        return None, f"peer missing: {', '.join(missing)}"
+    best = max(present, key=present.get)
+    detail = f"against {best}" + (f"; {', '.join(missing)} missing" if missing else "")
+    return row["vtlm"] / present[best], detail
+
+
+def _tokenizer_target(row: dict | None, key: str) -> dict:
+    text = f"tokenizer {key} >= {TOKENIZER_TARGET:g}x magvit2-pytorch at <= {PARAMS_LIMIT:g}x its parameters"
+    ratio, detail = _peer_ratio(row, (TOKENIZER_PEER,))
+    result = _result(f"tokenizer_{key}", text, ratio, TOKENIZER_TARGET, detail)
+    if ratio is not None:
+        params = row["params"]["vtlm"] / row["params"][TOKENIZER_PEER]
+        result["params_ratio"] = params
+        result["detail"] += f"; parameters {params:.2f}x the peer's"
+        if params > PARAMS_LIMIT:
+            result["status"] = "does not hold"
+            result["detail"] += f", over the {PARAMS_LIMIT:g}x limit"
+    return result
+
+
+def evaluate_targets(rows: list[dict]) -> list[dict]:
+    """The targets, from rows carrying the ids the workloads give them."""
+    by_id = {row["id"]: row for row in rows if "id" in row}
+    train = by_id.get("gpt_train")
+    ratio, detail = _peer_ratio(train, GPT_TRAIN_PEERS)
+    targets = [_result("gpt_train_vs_peers", "GPT training tokens/s >= the faster peer", ratio, 1.0, detail)]
+    targets.append(
+        _result(
+            "gpt_train_mfu",
+            f"GPT training MFU >= {MFU_TARGET:.0%} of the measured fp32 matmul peak",
+            train["mfu"] if train else None,
+            MFU_TARGET,
+            "" if train else "workload not run",
+        )
+    )
+    ratio, detail = _peer_ratio(by_id.get("gpt_sample_b1"), (SAMPLING_PEER,))
+    targets.append(
+        _result(
+            "gpt_sample_b1",
+            f"GPT sampling at batch 1 >= {SAMPLING_TARGET:g}x HF GPT-2",
+            ratio,
+            SAMPLING_TARGET,
+            detail,
+        )
+    )
+    targets += [_tokenizer_target(by_id.get(f"tokenizer_{key}"), key) for key in ("train", "encode")]
+    loader = by_id.get("token_loader")
+    if loader is None:
+        ratio, detail = None, "workload not run"
+    elif loader["loader_to_gpt"] is None:
+        ratio, detail = None, "GPT training not measured (gpt workload not run)"
+    else:
+        ratio = loader["loader_to_gpt"]
+        detail = f"{loader['vtlm']:.0f} vs {loader['gpt_train_tokens_per_s']:.0f} tokens/s"
+    targets.append(
+        _result(
+            "token_loader",
+            f"token loader >= {LOADER_TARGET:g}x the GPT's training consumption",
+            ratio,
+            LOADER_TARGET,
+            detail,
+        )
+    )
+    return targets
+
+
+def format_targets(targets: list[dict]) -> str:
+    """One line per target: holds / does not hold and by how much, or why it was not measured."""
+    lines = []
+    for t in targets:
+        if t["status"] == "not measured":
+            lines.append(f"target: {t['target']}: not measured ({t['detail']})")
+            continue
+        if t["id"] == "gpt_train_mfu":
+            value = f"{t['measured']:.1%} (needs {t['required']:.0%})"
+        else:
+            value = f"{t['measured']:.3g}x (needs {t['required']:g}x)"
+        change = t["margin"] - 1
+        if t["margin"] >= 2:
+            how = f"{t['margin']:.3g}x the target"
+        else:
+            how = f"{change:+.0%} {'over' if change >= 0 else 'under'} the target"
+        extra = f"; {t['detail']}" if t["detail"] else ""
+        lines.append(f"target: {t['target']}: {t['status']}: {value}, {how}{extra}")
+    return "\n".join(lines)

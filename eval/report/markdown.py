@@ -1,0 +1,347 @@
+"""results.json -> Markdown summary, and the table cells the HTML page shares with it.
+
+The results dict is the harness's output (schema ``vtlm_eval`` 1): ``settings``, ``generators``,
+``protocols``, one ``results`` row per (protocol, generator, variant) with ``metrics`` (name ->
+figure: mean, ci_low, ci_high, n, kind, unit, higher_is_better), ``curves``, ``drift`` and
+``cost``, plus ``sample_grids`` and ``not_computed`` notes. Every figure is printed as
+"mean [ci_low, ci_high] unit", with as many decimals as two significant digits of the interval
+width need, so the cell shows what the interval can resolve and no more.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+SCHEMA_VERSION = 1
+MISSING = "—"
+COST_COLUMNS = (  # cost key -> column title
+    ("seconds_per_clip", "s / clip"),
+    ("seconds_per_video_second", "s / video second"),
+    ("time_to_first_frame", "time to first frame (s)"),
+    ("frames_per_second", "frames / s"),
+    ("function_evaluations", "function evaluations"),
+    ("peak_memory_mb", "peak memory (MB)"),
+    ("params", "params"),
+)
+
+
+def check_results(results: dict) -> None:
+    """Raise ValueError unless ``results`` looks like a schema-1 results dict."""
+    if not isinstance(results, dict):
+        raise ValueError(f"results: expected a dict (results.json), got {type(results).__name__}")
+    if results.get("vtlm_eval") != SCHEMA_VERSION:
+        raise ValueError(
+            f"results['vtlm_eval']: expected schema version {SCHEMA_VERSION}, got {results.get('vtlm_eval')!r}"
+        )
+    rows = results.get("results")
+    if not isinstance(rows, list):
+        raise ValueError(f"results['results']: expected a list of rows, got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        missing = [key for key in ("protocol", "generator", "variant") if key not in row]
+        if missing:
+            raise ValueError(
+                f"results['results'][{i}]: expected keys protocol, generator, variant; missing {missing}"
+            )
+
+
+# ---------------------------------------------------------------------------- numbers and cells
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _decimals_for(x: float, width: float | None = None) -> int:
+    """Two significant digits of the interval width, or three of the value when there is none."""
+    if width is not None and _finite(width) and width > 0:
+        return min(4, max(0, 1 - math.floor(math.log10(width))))
+    if not _finite(x) or x == 0:
+        return 0
+    return min(4, max(0, 2 - math.floor(math.log10(abs(x)))))
+
+
+def format_number(x, decimals: int | None = None) -> str:
+    """A number for a table cell: ``decimals`` fixed, else three significant digits; None -> "—"."""
+    if x is None:
+        return MISSING
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if decimals is None:
+        if isinstance(x, int) or (abs(x) >= 1000 and float(x).is_integer()):
+            return f"{int(x):,}"
+        decimals = _decimals_for(x)
+    return f"{x:,.{decimals}f}"
+
+
+def format_count(x) -> str:
+    """Parameter counts and the like: 4512345 -> "4.51 M"."""
+    if not _finite(x):
+        return format_number(x)
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {suffix}"
+    return format_number(x)
+
+
+def figure_decimals(figure: dict) -> int:
+    """Decimals a figure needs: two significant digits of its interval's width."""
+    low, high = figure.get("ci_low"), figure.get("ci_high")
+    return _decimals_for(figure.get("mean"), high - low if _finite(low) and _finite(high) else None)
+
+
+def format_figure(figure: dict | None, decimals: int | None = None) -> str:
+    """A metric figure -> "mean [ci_low, ci_high] unit" (the interval only when both ends exist).
+
+    ``decimals`` defaults to :func:`figure_decimals` (a table passes its column's finest)."""
+    if not figure or figure.get("mean") is None:
+        return MISSING
+    low, high = figure.get("ci_low"), figure.get("ci_high")
+    has_ci = _finite(low) and _finite(high)
+    decimals = figure_decimals(figure) if decimals is None else decimals
+    text = format_number(figure["mean"], decimals if _finite(figure["mean"]) else None)
+    if has_ci:
+        text += f" [{format_number(low, decimals)}, {format_number(high, decimals)}]"
+    unit = figure.get("unit")
+    return f"{text} {unit}" if unit else text
+
+
+def describe_kind(kind: str | None) -> str:
+    """A figure's ``kind`` in words: "mean" and "best-of-N" are known, others are shown as given."""
+    if kind in (None, "mean"):
+        return "mean over clips and seeds"
+    if kind.startswith("best-of-"):
+        return f"best of {kind.removeprefix('best-of-')} samples per clip, then mean over clips and seeds"
+    return kind
+
+
+def describe_value(value) -> str:
+    """Free-form settings and definitions in one line: dicts as "k: v, ...", lists comma-joined."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {describe_value(v)}" for k, v in value.items()) or MISSING
+    if isinstance(value, (list, tuple)):
+        return ", ".join(describe_value(v) for v in value) or MISSING
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def row_label(row: dict) -> str:
+    """ "gpt" for the default variant, "gpt (steps=10)" otherwise."""
+    return row["generator"] if row["variant"] == "default" else f"{row['generator']} ({row['variant']})"
+
+
+def protocol_names(results: dict) -> list[str]:
+    """Protocols in definition order, then any that only appear in rows or sample grids."""
+    names = list(results.get("protocols") or {})
+    for item in [*results["results"], *(results.get("sample_grids") or [])]:
+        if item.get("protocol") not in names:
+            names.append(item.get("protocol"))
+    return names
+
+
+def protocol_rows(results: dict, protocol: str) -> list[dict]:
+    return [row for row in results["results"] if row["protocol"] == protocol]
+
+
+def metric_names(rows: Sequence[dict], key: str = "metrics") -> list[str]:
+    """Names under ``row[key]`` across rows, in first-seen order."""
+    names: list[str] = []
+    for row in rows:
+        names += [name for name in row.get(key) or {} if name not in names]
+    return names
+
+
+def metric_header(rows: Sequence[dict], name: str) -> str:
+    """Column title: the metric and which way is better."""
+    for row in rows:
+        figure = (row.get("metrics") or {}).get(name)
+        if figure and "higher_is_better" in figure:
+            return f"{name} {'↑' if figure['higher_is_better'] else '↓'}"
+    return name
+
+
+def quality_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells: one row per generator/variant, one column per metric; a column shows
+    every row with the decimals its most precise figure needs."""
+    names = metric_names(rows)
+    header = ["generator", "variant", *(metric_header(rows, n) for n in names)]
+    figures = [[(row.get("metrics") or {}).get(n) for n in names] for row in rows]
+    decimals = [
+        max((figure_decimals(line[j]) for line in figures if line[j]), default=0) for j in range(len(names))
+    ]
+    cells = [
+        [row["generator"], row["variant"], *map(format_figure, line, decimals)]
+        for row, line in zip(rows, figures)
+    ]
+    return header, cells
+
+
+def cost_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the sampling cost, only the columns some row reports."""
+    columns = [(k, t) for k, t in COST_COLUMNS if any(k in (row.get("cost") or {}) for row in rows)]
+    cells = []
+    for row in rows:
+        cost = row.get("cost") or {}
+        line = [row["generator"], row["variant"]]
+        for key, _ in columns:
+            value = cost.get(key)
+            line.append(format_count(value) if key == "params" else format_number(value))
+        cells.append(line)
+    return ["generator", "variant", *(t for _, t in columns)], cells
+
+
+def drift_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the drift summaries (one line per row and metric)."""
+    header = [
+        "generator",
+        "variant",
+        "metric",
+        "start",
+        "end",
+        "slope / frame",
+        "threshold",
+        "frames to threshold",
+    ]
+    cells = []
+    for row in rows:
+        for name, drift in (row.get("drift") or {}).items():
+            reached = drift.get("frames_to_threshold")
+            cells.append(
+                [row["generator"], row["variant"], name]
+                + [format_number(drift.get(k)) for k in ("start", "end", "slope", "threshold")]
+                + ["not reached" if reached is None else format_number(reached)]
+            )
+    return header, cells
+
+
+def kind_lines(rows: Sequence[dict]) -> list[str]:
+    """One sentence per metric: what the figure is (its kind), its unit, direction and n."""
+    lines = []
+    for name in metric_names(rows):
+        figures = [row["metrics"][name] for row in rows if name in (row.get("metrics") or {})]
+        kinds = list(dict.fromkeys(describe_kind(f.get("kind")) for f in figures))
+        counts = sorted({f["n"] for f in figures if f.get("n") is not None})
+        text = f"{name}: {'; '.join(kinds)}"
+        if figures[0].get("unit"):
+            text += f", in {figures[0]['unit']}"
+        if "higher_is_better" in figures[0]:
+            text += ", higher is better" if figures[0]["higher_is_better"] else ", lower is better"
+        if counts:
+            text += f", n = {counts[0]}" if len(counts) == 1 else f", n = {counts[0]}–{counts[-1]}"
+        lines.append(text)
+    return lines
+
+
+def interval_sentence(settings: dict) -> str:
+    confidence, resamples = settings.get("confidence"), settings.get("bootstrap")
+    text = "Brackets: "
+    text += f"{confidence * 100:g}% confidence interval" if _finite(confidence) else "confidence interval"
+    return text + (f" (bootstrap, {resamples} resamples)." if resamples else ".")
+
+
+# ---------------------------------------------------------------------------- Markdown
+
+
+def _md_text(text) -> str:
+    """Text from the results inside Markdown: HTML-escaped, no table-breaking pipes or newlines."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_code(text) -> str:
+    fence = "``" if "`" in str(text) else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def _md_table(header: list[str], cells: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(_md_text(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_text(c) for c in line) + " |" for line in cells]
+    return [*lines, ""]
+
+
+def render_markdown(results: dict) -> str:
+    """The whole Markdown report of a results dict (see the module docstring)."""
+    check_results(results)
+    settings = results.get("settings") or {}
+    out = ["# vtlm evaluation report", ""]
+    if results.get("created"):
+        out.append(f"- created: {_md_text(results['created'])}")
+    if results.get("command"):
+        out.append(f"- command: {_md_code(results['command'])}")
+    tokenizer = results.get("tokenizer") or {}
+    if tokenizer:
+        out.append(
+            f"- tokenizer: {_md_text(tokenizer.get('path', MISSING))} (sha256 {_md_text(tokenizer.get('sha256', MISSING))})"
+        )
+    if results.get("machine"):
+        out.append(f"- machine: {_md_text(describe_value(results['machine']))}")
+    out += ["", "## Settings", ""]
+    out += [f"- {_md_text(key)}: {_md_text(describe_value(value))}" for key, value in settings.items()]
+    out += ["", "## Not computed", ""]
+    out += [f"- {_md_text(note)}" for note in results.get("not_computed") or []] or [
+        "- (everything was computed)"
+    ]
+    out += ["", "## Generators", ""]
+    out += _md_table(*generator_table(results.get("generators") or {}))
+    for protocol in protocol_names(results):
+        out += _markdown_protocol(results, protocol)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def generator_table(generators: dict) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "generator",
+        "kind",
+        "params",
+        "training steps",
+        "training time (s)",
+        "training FLOPs",
+        "sampling",
+        "path",
+    ]
+    cells = []
+    for name, gen in generators.items():
+        training = gen.get("training") or {}
+        flops = training.get("flops")
+        cells.append(
+            [name, str(gen.get("kind", MISSING)), format_count(gen.get("params")), format_number(training.get("steps")),
+             format_number(training.get("seconds")), f"{flops:.2g}" if _finite(flops) else MISSING,
+             describe_value(gen.get("sampling") or {}), str(gen.get("path", MISSING))]
+        )  # fmt: skip
+    return header, cells
+
+
+def _markdown_protocol(results: dict, protocol: str) -> list[str]:
+    definition = dict((results.get("protocols") or {}).get(protocol) or {})
+    notes = definition.pop("notes", None)
+    rows = protocol_rows(results, protocol)
+    out = [f"## Protocol: {_md_text(protocol)}", ""]
+    if definition:
+        out += [_md_text(describe_value(definition)), ""]
+    if notes:
+        out += [_md_text(notes), ""]
+    if rows:
+        out += ["### Quality", ""]
+        out += _md_table(*quality_table(rows))
+        out += [interval_sentence(results.get("settings") or {}), ""]
+        out += [f"- {_md_text(line)}" for line in kind_lines(rows)] + [""]
+        header, cells = cost_table(rows)
+        if len(header) > 2:
+            out += ["### Cost", ""] + _md_table(header, cells)
+        header, cells = drift_table(rows)
+        if cells:
+            out += ["### Drift", ""] + _md_table(header, cells)
+    else:
+        out += ["No results for this protocol.", ""]
+    grids = [g for g in results.get("sample_grids") or [] if g.get("protocol") == protocol]
+    if grids:
+        out += ["### Samples", ""]
+    for grid in grids:
+        out.append(
+            f"- [{_md_text(grid.get('title', grid['file']))}](<{grid['file']}>): columns {_md_text(' | '.join(grid.get('columns') or []))}"
+        )
+        out += [f"  {i}. {_md_text(caption)}" for i, caption in enumerate(grid.get("rows") or [], start=1)]
+    return [*out, ""] if grids else out

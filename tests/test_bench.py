@@ -1,0 +1,187 @@
+"""The bench's new parts: generation cost (eval/cost.py), the loader and generation workloads,
+the printed targets and the GPU section's guard."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vtlm.bench.gpu_bench import SKIP_NOTE, run_gpu_bench
+from vtlm.bench.run import bench
+from vtlm.bench.targets import evaluate_targets, format_targets
+from vtlm.eval.cost import measure_generation, peak_memory
+
+VTLM = str(Path(sys.executable).with_name("vtlm"))
+MB = 2**20
+
+
+def test_peak_memory_sees_a_short_lived_allocation_of_known_size():
+    with peak_memory("cpu") as quiet:
+        time.sleep(0.02)
+    with peak_memory("cpu") as busy:
+        block = torch.ones(150 * MB // 4)  # 150 MB, every page written
+        time.sleep(0.05)
+        del block
+    assert quiet.mb < 20
+    assert 140 < busy.mb < 175
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_peak_memory_counts_heap_memory_freed_before_and_reused_in_the_block():
+    blocks = [torch.ones(2**16 // 4) for _ in range(1000)]  # 1000 x 64 KB from the C heap
+    del blocks  # freed, but kept by the allocator for reuse
+    with peak_memory("cpu") as reused:
+        blocks = [torch.ones(2**16 // 4) for _ in range(1000)]
+        time.sleep(0.02)
+        del blocks
+    assert 55 < reused.mb < 80
+
+
+class SleepyGenerator:
+    """Sleeps a known time per call (base + per frame) while holding a known number of MB."""
+
+    temporal_stride, resolution = 4, 8
+
+    def __init__(self, megabytes: int, base: float = 0.02, per_frame: float = 0.01):
+        self.megabytes, self.base, self.per_frame = megabytes, base, per_frame
+        self.model = torch.nn.Linear(3, 2)  # 8 parameters
+        self.calls = []
+
+    def seconds(self, num_frames: int) -> float:
+        return self.base + self.per_frame * num_frames
+
+    def generate(self, captions, num_frames, prefix=None, seed=0):
+        self.calls.append(num_frames)
+        hold = torch.ones(self.megabytes * MB // 4)
+        time.sleep(self.seconds(num_frames))
+        del hold
+        return torch.zeros(len(captions), 3, num_frames, self.resolution, self.resolution)
+
+    def function_evaluations(self, num_frames: int, prefix_frames: int = 0) -> int:
+        return 1000 * num_frames + prefix_frames
+
+
+def test_measure_generation_times_a_generator_that_sleeps_a_known_time():
+    fake = SleepyGenerator(megabytes=100, base=0.1, per_frame=0.02)
+    cost = measure_generation(fake, ["a", "b"], 17, repeats=3, fps=8.0)
+    # warm-up + 3 timed calls of the clip, then warm-up + 3 calls of one frame (text only)
+    assert fake.calls == [17] * 4 + [1] * 4
+    clip, first = fake.seconds(17), fake.seconds(1)  # 0.44 s, 0.12 s asleep
+    # a call also writes 100 MB (tens of ms); two clips per call
+    assert clip / 2 <= cost["seconds_per_clip"] < 1.25 * clip / 2
+    assert first <= cost["time_to_first_frame"] < 2 * first
+    assert cost["seconds_per_video_second"] == pytest.approx(cost["seconds_per_clip"] / (17 / 8))
+    assert cost["frames_per_second"] == pytest.approx(2 * 17 / (2 * cost["seconds_per_clip"]))
+    assert cost["function_evaluations"] == 17000 and cost["params"] == 8
+    assert 90 < cost["peak_memory_mb"] < 130
+
+
+def test_measure_generation_after_a_prefix_and_without_optional_parts():
+    fake = SleepyGenerator(megabytes=1)
+    del fake.model  # no network: params unknown
+    fake.function_evaluations = None  # no count: None, not an error
+    prefix = torch.zeros(1, 3, 5, 8, 8)
+    cost = measure_generation(fake, ["a"], 13, prefix=prefix, repeats=1, fps=4.0)
+    assert fake.calls == [13, 13, 9, 9]  # the first new latent frame: 5 + temporal_stride
+    assert cost["generated_frames"] == 8 and cost["prefix_frames"] == 5
+    assert cost["seconds_per_video_second"] == pytest.approx(cost["seconds_per_clip"] / (8 / 4.0))
+    assert cost["function_evaluations"] is None and cost["params"] is None
+    with pytest.raises(ValueError, match="num_frames"):
+        measure_generation(fake, ["a"], 5, prefix=prefix)
+    with pytest.raises(ValueError, match="repeats"):
+        measure_generation(fake, ["a"], 13, repeats=0)
+
+
+def _row(key, vtlm, peers, **extra):
+    return {"id": key, "workload": key, "unit": "x/s", "vtlm": vtlm, "peers": peers, **extra}
+
+
+def test_targets_hold_fail_or_are_not_measured_by_the_numbers():
+    rows = [
+        _row("gpt_train", 100.0, {"hf-gpt2": 40.0}, mfu=0.35),  # x-transformers missing
+        _row("gpt_sample_b1", 50.0, {}),
+        _row("tokenizer_train", 3.0, {"magvit2": 1.0}, params={"vtlm": 130, "magvit2": 100}),
+        _row("tokenizer_encode", 1.5, {"magvit2": 1.0}, params={"vtlm": 90, "magvit2": 100}),
+        _row("token_loader", 1200.0, {}, loader_to_gpt=12.0, gpt_train_tokens_per_s=100.0),
+    ]
+    targets = {t["id"]: t for t in evaluate_targets(rows)}
+    assert targets["gpt_train_vs_peers"]["status"] == "holds"
+    assert targets["gpt_train_vs_peers"]["measured"] == 2.5
+    assert "x-transformers missing" in targets["gpt_train_vs_peers"]["detail"]
+    assert targets["gpt_train_mfu"]["status"] == "does not hold"
+    assert targets["gpt_train_mfu"]["margin"] == pytest.approx(0.5)
+    assert targets["gpt_sample_b1"]["status"] == "not measured"
+    # 3x the peer, but 1.3x its parameters: over the 1.25x limit
+    assert targets["tokenizer_train"]["status"] == "does not hold"
+    assert targets["tokenizer_encode"]["status"] == "does not hold"
+    assert targets["tokenizer_encode"]["margin"] == pytest.approx(0.75)
+    assert targets["token_loader"]["status"] == "holds"
+    lines = format_targets(list(targets.values())).splitlines()
+    assert len(lines) == 6
+    assert "GPT sampling at batch 1 >= 2x HF GPT-2: not measured (peer missing: hf-gpt2)" in lines[2]
+
+
+def test_loader_ratio_uses_the_gpt_training_rate_of_the_same_run(tmp_path, monkeypatch):
+    gpt_row = _row("gpt_train", 1000.0, {}, mfu=0.1, matmul_peak_gflops=30.0)
+
+    def fake_gpt_bench(quick):  # stands in for the GPT workload: a known training rate, no peers
+        return [gpt_row], ["transformers GPT-2 not run: not installed"]
+
+    monkeypatch.setattr("vtlm.bench.run.run_gpt_bench", fake_gpt_bench)
+    report = bench(str(tmp_path), quick=True, workloads="gpt,loader")
+    loader = next(row for row in report["rows"] if row["id"] == "token_loader")
+    assert loader["loader_to_gpt"] == pytest.approx(loader["vtlm"] / 1000.0)
+    assert loader["shape"]["tokens_per_epoch"] == 4 * 16 * 5 * 16 * 16  # 64 clips: 4 batches of 16
+    targets = {t["id"]: t for t in report["targets"]}
+    assert targets["token_loader"]["measured"] == loader["loader_to_gpt"]
+    assert targets["gpt_train_vs_peers"]["detail"] == "peer missing: hf-gpt2, x-transformers"
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["targets"] == report["targets"]
+
+
+def test_quick_bench_of_the_new_workloads_without_peers(tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", "--out", str(out), "--quick", "true", "--workloads", "loader,generation,gpu"]
+    # One torch thread: on a shared machine two spinning OpenMP threads make small ops crawl.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([VTLM, *args], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "bench.json").read_text())
+    rows = {row["id"]: row for row in report["rows"]}
+    assert rows["token_loader"]["vtlm"] > 0 and rows["token_loader"]["loader_to_gpt"] is None
+    steps = [int(key.removeprefix("generation_diffusion_euler")) for key in rows if "diffusion" in key]
+    assert steps == [10, 25, 50]
+    for key in ["generation_gpt"] + [f"generation_diffusion_euler{s}" for s in steps]:
+        cost = rows[key]["cost"]
+        assert cost["seconds_per_clip"] > 0 and cost["time_to_first_frame"] > 0
+        assert cost["peak_memory_mb"] is not None and cost["params"] > 0
+        assert cost["generated_frames"] == 5 and cost["seconds_per_video_second"] > 0
+    # one network call per sampled code (2 latent frames of 4x4), one per Euler step
+    assert rows["generation_gpt"]["cost"]["function_evaluations"] == 2 * 4 * 4
+    for s in steps:
+        assert rows[f"generation_diffusion_euler{s}"]["cost"]["function_evaluations"] == s
+    lines = [line for line in result.stdout.splitlines() if line.startswith("target: ")]
+    assert len(lines) == len(report["targets"]) == 6
+    assert all("not measured" in line for line in lines)
+    if not torch.cuda.is_available():
+        assert SKIP_NOTE in report["notes"] and not any(key.startswith("gpu") for key in rows)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only path")
+def test_gpu_section_is_skipped_with_a_note_on_cpu():
+    assert run_gpu_bench(quick=True) == ([], [SKIP_NOTE])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_section_runs_on_a_gpu():
+    rows, notes = run_gpu_bench(quick=True)
+    ids = {row["id"] for row in rows}
+    assert {"gpu_gpt_train", "gpu_gpt_sample_b1", "gpu_gpt_sample_b32", "gpu_tokenizer_encode"} <= ids
+    train = next(row for row in rows if row["id"] == "gpu_gpt_train")
+    assert 0 < train["mfu"] <= 1 and all(row["vtlm"] > 0 for row in rows)
