@@ -1,18 +1,18 @@
 """``vtlm demo``: the researcher workflow end to end on built-in data, on CPU.
 
-The stages that exist run in order and print where their output is:
+The stages run in order and print where their output is:
 
-1. write the built-in ``shapes`` dataset (collisions, camera pan) as mp4 files, inspect it;
+1. write the built-in ``shapes`` dataset (1-2 shapes, collisions) as mp4 files, inspect it;
 2. read it back through the real-file path in batches that mix images and videos;
 3. train a SentencePiece caption model;
 4. train the causal 3-D tokenizer (9x32x32 clips -> 3x8x8 FSQ codes);
 5. tokenize train / val / test once into token shards;
 6. train the GPT and the diffusion baseline on the shards, at matched parameters (within
    5%) and the same wall-clock training budget;
-7. write sheets of held-out clips: ground truth | reconstruction | GPT | diffusion
-   continuations of the first 5 frames, and text-to-video samples from held-out captions.
-
-The evaluation harness joins here when it lands.
+7. run the evaluation harness on both (reconstruction, text-to-video, continuation of 5
+   frames, 4x-long rollouts by sliding window and by last-frame chaining, a diffusion-steps
+   and temperature sweep) and write its report: OUT/eval/report.html, report.md,
+   results.json and sample grids under OUT/eval/samples/.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from vtlm.data.batching import ImageVideoBatchSampler, collate_clips
@@ -32,7 +31,6 @@ from vtlm.data.synthetic import ShapesConfig, SyntheticConfig, write_synthetic
 from vtlm.data.text import TextTokenizer, train_text_tokenizer
 from vtlm.data.token_datamodule import TokenDataConfig
 from vtlm.data.video_datamodule import VideoDataConfig
-from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_png
 from vtlm.tokenizer.objective import LossConfig
 from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
@@ -43,7 +41,7 @@ from .gpt_cmds import GPTOverrides
 from .gpt_cmds import fit as fit_gpt
 from .tokenizer_cmds import TokenizerOverrides, encode, fit
 
-SHAPES = ShapesConfig(resolution=32, num_frames=17, collisions=True, camera_pan=True)
+SHAPES = ShapesConfig(resolution=32, num_frames=17, max_objects=2, collisions=True)
 
 
 class _Clock:
@@ -82,47 +80,24 @@ def _text_model(manifest: Path, out: Path) -> Path:
     return path
 
 
-def _sheets(data_dir: Path, generators: dict[str, Path], out_dir: Path, seed: int) -> list[Path]:
-    """Held-out clips: ground truth | reconstruction | each generator's continuation of the
-    first 5 frames; and ground truth | each generator's text-to-video sample."""
-    from vtlm.diffusion.flow import SamplerConfig
-    from vtlm.generate.interface import load_generator
-    from vtlm.gpt.sampling import SamplingConfig
+def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
+    """The shared harness on both generators: reconstruction, text-to-video, continuation of
+    5 frames and 4x-long rollouts (sliding window vs last-frame chaining), then the report."""
+    from vtlm.eval.generators import SamplingSettings
+    from vtlm.eval.harness import EvalConfig, run_eval
 
-    loaded = {
-        name: load_generator(
-            path,
-            sampling=SamplingConfig(temperature=1.0, top_k=100, cfg_scale=3.0),
-            sampler=SamplerConfig(steps=25, cfg_scale=3.0),
-        )
-        for name, path in generators.items()
-    }
-    held_out = VideoFolderDataset(
-        FolderConfig(
-            root=str(data_dir), split="test", clip=ClipSpec(num_frames=17, resolution=32, window="start")
-        )
+    cfg = EvalConfig(
+        protocols=["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"],
+        seeds=[0] if quick else [0, 1],
+        num_clips=4 if quick else 24,
+        samples_per_clip=2,
+        sampling=SamplingSettings(diffusion_steps=[10] if quick else [10, 50], gpt_temperatures=[0.7]),
+        classifier_cache=str(out_dir / "eval_cache"),
+        classifier_steps=60 if quick else None,  # quick: plumbing only, its adherence means little
+        bootstrap=200 if quick else 2000,
+        cost_repeats=1 if quick else 2,
     )
-    picks = [held_out[i] for i in range(min(4, len(held_out)))]
-    clips = torch.stack([item["video"] for item in picks])
-    captions = [item["caption"] for item in picks]
-    tokenizer = next(iter(loaded.values())).tokenizer
-    continued = [g.generate(captions, 17, prefix=clips[:, :, :5], seed=seed) for g in loaded.values()]
-    from_text = [g.generate(captions, 17, seed=seed) for g in loaded.values()]
-    print(
-        f"   columns: ground truth | reconstruction | {' | '.join(loaded)} (text-to-video: no reconstruction)"
-    )
-    for k, caption in enumerate(captions):
-        print(f"   row {k}: {caption}")
-    written = []
-    recon = tokenizer.decode(tokenizer.encode(clips))
-    for name, columns in (
-        ("continuation", [clips, recon, *continued]),
-        ("text_to_video", [clips, *from_text]),
-    ):
-        sheet = upscale(grid_video([to_uint8(c) for c in columns]), 3)
-        written.append(write_gif(out_dir / f"{name}.gif", sheet, fps=6))
-        written.append(write_png(out_dir / f"{name}.png", frame_strip(sheet, max_frames=9)))
-    return written
+    return run_eval([str(p) for p in generators.values()], cfg, out_dir / "eval", "vtlm demo")
 
 
 def demo(
@@ -205,13 +180,13 @@ def demo(
         (
             "gpt",
             fit_gpt,
-            GPTOverrides(),
+            GPTOverrides(text_len=32),
             OptimConfig(lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
         ),
         (
             "diffusion",
             fit_diffusion,
-            DiTOverrides(),
+            DiTOverrides(text_len=32),
             OptimConfig(lr=5e-4, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
         ),
     ):
@@ -228,9 +203,9 @@ def demo(
             fit_fn("debug" if quick else "tiny", overrides, data=tokens, trainer=run, optim=optim)
         )
 
-    clock.stage("7. sampling held-out continuations (first 5 frames given) and text-to-video clips")
-    sheets = _sheets(data_dir, generators, out_dir, seed)
-    print("".join(f"   {path}\n" for path in sheets), end="")
+    clock.stage("7. the evaluation harness: both generators through the same protocols, then the report")
+    results = _evaluate(generators, out_dir, quick)
+    report = out_dir / "eval" / "report.html"
 
     clock.stage(f"done: everything is under {out_dir}")
     return {
@@ -238,5 +213,7 @@ def demo(
         "tokenizer": str(tokenizer_dir),
         "shards": str(shards),
         **{name: str(path) for name, path in generators.items()},
-        "sheets": [str(p) for p in sheets],
+        "report": str(report),
+        "results": str(out_dir / "eval" / "results.json"),
+        "sample_grids": [str(out_dir / "eval" / g["file"]) for g in results["sample_grids"]],
     }

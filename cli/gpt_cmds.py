@@ -58,6 +58,11 @@ def fit(
         raise ValueError(
             f"data.window: {data.window} latent frames do not fit the context (model.max_frames {cfg.max_frames})"
         )
+    longest = int(shards.frame_counts().max())
+    if data.window > longest:
+        raise ValueError(
+            f"data.window: expected at most {longest} latent frames (the longest clip of {data.train}), got {data.window}"
+        )
     settings = {
         "preset": preset_name,
         "model": cfg.to_dict(),

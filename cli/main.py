@@ -21,6 +21,7 @@ GROUPS: dict[str, str] = {
     "gpt": "train the GPT over [caption | video codes] on token shards",
     "diffusion": "train the diffusion baseline on the same token shards",
     "sample": "videos from a trained generator: from a caption, a prefix video, or both",
+    "eval": "generators through the shared evaluation harness: protocols, metrics, report",
     "demo": "the researcher workflow end to end on built-in data",
     "bench": "vtlm beside its peers on the same workloads, with ratios",
 }
@@ -47,6 +48,10 @@ def _group_commands(group: str) -> dict[str, Callable] | Callable:
         from .sample_cmds import sample
 
         return sample
+    if group == "eval":
+        from .eval_cmds import COMMANDS
+
+        return COMMANDS
     if group == "demo":
         from .demo import demo
 
@@ -82,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*manual optimization and `?every_n_train_steps.*")
     # The commands print what a person needs; their return values serve Python callers.
+    if group == "eval":  # `compare A B ...`: several model directories as positionals
+        from .eval_cmds import prepare_args
+
+        rest = prepare_args(rest)
     try:
         auto_cli(_group_commands(group), args=rest, prog=f"vtlm {group}")
     except (ValueError, FileNotFoundError) as err:

@@ -1,37 +1,79 @@
 """What every ``fit`` command does around its model: seed, run directory, the run's settings
-as YAML, training with resumption, and the export of the trained model at the end."""
+as YAML, training with exact resumption, and the export of the trained model at the end.
+
+Only rank 0 writes files. A run stopped by SIGTERM saves ``last.ckpt`` and exits with status
+143; the same command then resumes it.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import sys
 import time
 from pathlib import Path
 
 import lightning as L
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from vtlm.train.trainer import TrainerConfig, build_trainer
+from vtlm.train.checkpoint_io import read_checkpoint, remove_stale_temporaries
+from vtlm.train.resume import ResumableData
+from vtlm.train.trainer import TrainerConfig, build_trainer, prune_metrics
+
+log = logging.getLogger(__name__)
 
 
 def start_run(trainer: TrainerConfig, settings: dict) -> Path:
-    """Seed everything, create the run directory and write OUT/run.yaml (plain values)."""
+    """Seed everything, create the run directory and write OUT/run.yaml (plain values; rank 0)."""
     L.seed_everything(trainer.seed, workers=True, verbose=False)
     run_dir = trainer.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run.yaml").write_text(
-        yaml.safe_dump(json.loads(json.dumps(settings, default=str)), sort_keys=False)
-    )
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.yaml").write_text(
+            yaml.safe_dump(json.loads(json.dumps(settings, default=str)), sort_keys=False)
+        )
     return run_dir
+
+
+def _prepare_resume(trainer: TrainerConfig) -> str | None:
+    """The checkpoint to resume from; on rank 0, the run's metrics.csv cut back to its step (to
+    nothing for a fresh start) and temporary files of killed saves removed."""
+    path = trainer.resume_path()
+    if rank_zero_only.rank == 0:
+        removed = remove_stale_temporaries(trainer.run_dir / "checkpoints")
+        if removed:
+            log.warning(
+                "removed %d unfinished checkpoint file(s) of a killed save: %s", len(removed), removed
+            )
+        step = int(read_checkpoint(path, mmap=True)["global_step"]) if path is not None else 0
+        prune_metrics(trainer.run_dir / "logs" / "metrics.csv", step)  # a fresh run: every row
+        if path is not None:
+            print(f"resuming from {path} (step {step})", flush=True)
+    return path
 
 
 def fit_and_export(
     trainer: TrainerConfig, module: L.LightningModule, datamodule: L.LightningDataModule, name: str
 ) -> str:
-    """Train (continuing from the last checkpoint when trainer.resume says so), then export
+    """Train (continuing from the last valid checkpoint when trainer.resume says so), then export
     OUT/NAME on rank 0 and print its step, minutes and validation metrics."""
+    ckpt_path = _prepare_resume(trainer)
     pl_trainer = build_trainer(trainer)
     start = time.perf_counter()
-    pl_trainer.fit(module, datamodule=datamodule, ckpt_path=trainer.resume_path())
+    try:
+        pl_trainer.fit(module, datamodule=ResumableData(datamodule, trainer.seed), ckpt_path=ckpt_path)
+    except SIGTERMException:
+        if pl_trainer.is_global_zero:
+            print(
+                f"stopped by SIGTERM at step {pl_trainer.global_step}; "
+                f"{trainer.run_dir / 'checkpoints' / 'last.ckpt'} saved, run the same command to resume",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise SystemExit(128 + signal.SIGTERM) from None
     if not pl_trainer.is_global_zero:
         return ""
     minutes = (time.perf_counter() - start) / 60

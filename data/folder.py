@@ -5,7 +5,9 @@ Every file is probed once (frame count, fps, size) into an index cached beside t
 cannot be read, and videos too short for the clip spec, are left out, counted and reported
 once; a folder with no usable file is an error that names the folder. A file that breaks
 later, while training, is skipped (another clip with the same frame count is returned) and
-counted, never ending the run.
+counted, never ending the run (a frame of a video stands in for a broken image), and is not
+read again. So is a file whose probe or read takes longer than ``read_timeout`` seconds (a
+decoder that hangs): it is abandoned and counted, and the worker moves on.
 
 An image is a 1-frame clip, so one dataset can serve images and videos together; items then
 differ in frame count, and :class:`vtlm.data.batching.ImageVideoBatchSampler` keeps each batch
@@ -29,7 +31,17 @@ from torch.utils.data import Dataset
 from .clips import ClipSpec, clip_indices, resize_crop, to_clip_tensor
 from .manifest import class_caption, read_manifest, sidecar_caption
 from .splits import check_split, split_of
-from .video_io import VideoInfo, VideoReadError, get_backend, is_image, is_video, probe_file, read_frames
+from .video_io import (
+    ReadTimeout,
+    VideoInfo,
+    VideoReadError,
+    get_backend,
+    is_image,
+    is_video,
+    probe_file,
+    read_frames,
+    with_timeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +75,9 @@ class FolderConfig:
     backend: Literal["auto", "decord", "pyav"] = "auto"
     # Keep the probe results in root/.vtlm_index.json (skipped when the folder is read-only).
     cache_index: bool = True
+    # Seconds one file's probe or read may take; a slower one (a hanging decoder) is abandoned,
+    # and the file skipped and counted like an unreadable one. None: no limit.
+    read_timeout: float | None = 60.0
 
     def __post_init__(self):
         if isinstance(self.clip, dict):
@@ -74,6 +89,8 @@ class FolderConfig:
             raise ValueError(
                 f"captions: expected auto, manifest, sidecar, class_folder or none, got {self.captions!r}"
             )
+        if self.read_timeout is not None and not self.read_timeout > 0:
+            raise ValueError(f"read_timeout: expected seconds > 0 or None, got {self.read_timeout}")
 
 
 @dataclass
@@ -105,8 +122,11 @@ def scan_files(root: Path, media: str) -> list[Path]:
     return found
 
 
-def probe_all(root: Path, files: list[Path], backend, use_cache: bool) -> dict[str, dict]:
-    """{relative path: {"info": {...}} or {"error": reason}}, from the cache where still valid."""
+def probe_all(
+    root: Path, files: list[Path], backend, use_cache: bool, timeout: float | None = None
+) -> dict[str, dict]:
+    """{relative path: {"info": {...}} or {"error": reason}}, from the cache where still valid;
+    a probe taking more than ``timeout`` seconds is an error."""
     cache_path = root / INDEX_NAME
     cached: dict = {}
     if use_cache and cache_path.is_file():
@@ -116,7 +136,7 @@ def probe_all(root: Path, files: list[Path], backend, use_cache: bool) -> dict[s
                 cached = payload["files"]
         except (OSError, ValueError, KeyError):
             log.warning("%s: index cache unreadable, rebuilding it", cache_path)
-    results, changed = {}, False
+    results, changed, timed_out = {}, False, set()
     for path in files:
         rel = path.relative_to(root).as_posix()
         stat = path.stat()
@@ -127,13 +147,17 @@ def probe_all(root: Path, files: list[Path], backend, use_cache: bool) -> dict[s
             continue
         changed = True
         try:
-            results[rel] = {**stamp, "info": asdict(probe_file(path, backend))}
+            info = with_timeout(lambda: probe_file(path, backend), timeout, path, "probing")  # noqa: B023
+            results[rel] = {**stamp, "info": asdict(info)}
         except VideoReadError as err:
             results[rel] = {**stamp, "error": err.reason}
+            if isinstance(err, ReadTimeout):
+                timed_out.add(rel)  # probed again next time, not remembered as unreadable
     if use_cache and (changed or set(results) != set(cached)):
         tmp = cache_path.with_name(f"{INDEX_NAME}.tmp{os.getpid()}")
+        kept = {rel: r for rel, r in results.items() if rel not in timed_out}
         try:
-            tmp.write_text(json.dumps({"version": INDEX_VERSION, "files": results}))
+            tmp.write_text(json.dumps({"version": INDEX_VERSION, "files": kept}))
             os.replace(tmp, cache_path)
         except OSError as err:
             log.info("%s: not caching the file index (%s)", root, err)
@@ -155,7 +179,7 @@ class VideoFolderDataset(Dataset):
             raise FileNotFoundError(f"root: {self.root} is not a folder")
         self.backend = get_backend(cfg.backend)
         files = scan_files(self.root, cfg.media)
-        probed = probe_all(self.root, files, self.backend, cfg.cache_index)
+        probed = probe_all(self.root, files, self.backend, cfg.cache_index, cfg.read_timeout)
         manifest = self._manifest()
         self.unreadable = {rel: r["error"] for rel, r in probed.items() if "error" in r}
         self.too_short: list[str] = []
@@ -188,6 +212,7 @@ class VideoFolderDataset(Dataset):
                 f"{cfg.clip.num_frames} frames at stride {cfg.clip.frame_stride})"
             )
         self.runtime_failures: dict[str, str] = {}
+        self._broken: set[int] = set()  # items whose file failed while reading
 
     def _manifest(self) -> dict[str, dict]:
         if self.cfg.captions not in ("auto", "manifest"):
@@ -244,20 +269,35 @@ class VideoFolderDataset(Dataset):
             "failed_while_reading": dict(self.runtime_failures),
         }
 
-    def load(self, index: int, rng: np.random.Generator) -> dict:
-        """Item ``index``; raises VideoReadError when its file cannot be decoded."""
+    def load(self, index: int, rng: np.random.Generator, num_frames: int | None = None) -> dict:
+        """Item ``index`` (``num_frames`` frames of a video instead of the clip spec's: 1 lets a
+        video frame stand in for an image); raises VideoReadError when its file cannot be
+        decoded in ``read_timeout`` seconds."""
         entry = self.entries[index]
         spec = self.cfg.clip
+        num_frames = spec.num_frames if num_frames is None else num_frames
         if entry.is_image:
             indices = [0]
-        elif spec.num_frames == 1:
+        elif num_frames == 1:
             indices = [int(rng.integers(0, entry.info.num_frames))] if spec.window == "random" else [0]
         else:
             indices = clip_indices(entry.info.num_frames, entry.info.fps, spec, rng)
-        frames = read_frames(self.root / entry.path, indices, self.backend)
+        path = self.root / entry.path
+        frames = with_timeout(
+            lambda: read_frames(path, indices, self.backend), self.cfg.read_timeout, path, "reading"
+        )
         frames = resize_crop(frames, spec.resolution, spec.crop, rng)
         meta = {"path": entry.path, "frame_indices": indices, **entry.meta}
         return {"video": to_clip_tensor(frames), "caption": entry.caption, "meta": meta}
+
+    def _stand_ins(self, frames: int) -> list[int]:
+        """Items not known to fail that give a clip of ``frames`` frames (for 1: any file)."""
+        broken = self._broken
+        return [
+            i
+            for i, e in enumerate(self.entries)
+            if i not in broken and (frames == 1 or (not e.is_image and frames == self.cfg.clip.num_frames))
+        ]
 
     def __getitem__(self, index: int) -> dict:
         # Seeded from torch's generator: distinct per worker and reproducible under
@@ -266,13 +306,20 @@ class VideoFolderDataset(Dataset):
         frames_wanted = 1 if self.entries[index].is_image else self.cfg.clip.num_frames
         last_error = None
         for _ in range(16):
-            try:
-                return self.load(index, rng)
-            except VideoReadError as err:
-                last_error = err
-                if err.path not in self.runtime_failures:
-                    log.warning("skipping %s: %s", err.path, err.reason)
-                self.runtime_failures[err.path] = err.reason
-                same_shape = [i for i, n in enumerate(self.frame_counts()) if n == frames_wanted]
-                index = same_shape[int(rng.integers(0, len(same_shape)))]
+            if index not in self._broken:  # a file that failed once is not read again
+                try:
+                    return self.load(index, rng, frames_wanted)
+                except VideoReadError as err:
+                    last_error = err
+                    if err.path not in self.runtime_failures:
+                        log.warning("skipping %s: %s", err.path, err.reason)
+                    self.runtime_failures[err.path] = err.reason
+                    self._broken.add(index)
+            stand_ins = self._stand_ins(frames_wanted)
+            if not stand_ins:
+                raise RuntimeError(
+                    f"{self.root}: every file that can give a {frames_wanted}-frame clip failed to decode "
+                    f"({len(self._broken)} files; last: {last_error})"
+                )
+            index = stand_ins[int(rng.integers(0, len(stand_ins)))]
         raise RuntimeError(f"{self.root}: 16 files in a row failed to decode; last: {last_error}")

@@ -9,20 +9,28 @@ Two video backends answer the same two calls, ``probe(path) -> VideoInfo`` and
 ``auto`` uses decord where it imports and falls back to PyAV for a file decord fails on
 (decord 0.6 rejects some frame widths, e.g. 48 px, that FFmpeg decodes fine), so a file is
 unreadable only when both fail. Images (png, jpg, ...) are read with Pillow as 1-frame videos.
-Every failure is raised as :class:`VideoReadError`, which names the file.
+Every failure is raised as :class:`VideoReadError`, which names the file: that includes a
+frame larger than ``MAX_FRAME_PIXELS`` (refused from the header, before any decoding) and, with
+:func:`with_timeout`, a probe or read that takes too long.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Frames with more pixels (8192 x 8192) are refused: a header can claim any size, and decoding
+# allocates it before finding out the data is not there.
+MAX_FRAME_PIXELS = 8192 * 8192
+T = TypeVar("T")
 
 
 class VideoReadError(RuntimeError):
@@ -32,6 +40,10 @@ class VideoReadError(RuntimeError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class ReadTimeout(VideoReadError):
+    """A probe or read that took longer than its time limit (the file may be fine next time)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,39 @@ class VideoInfo:
     def duration(self) -> float:
         """Seconds, from the frame count and the frame rate."""
         return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+def _check_size(path, height: int, width: int) -> None:
+    if height * width > MAX_FRAME_PIXELS:
+        raise VideoReadError(
+            path, f"frames of {width}x{height} pixels, more than MAX_FRAME_PIXELS ({MAX_FRAME_PIXELS})"
+        )
+
+
+def with_timeout(fn: Callable[[], T], seconds: float | None, path: str | os.PathLike, what: str) -> T:
+    """``fn()``, or :class:`ReadTimeout` naming ``path`` when it takes more than ``seconds``.
+
+    ``fn`` runs on a daemon thread that is abandoned, not killed, on a timeout: a decoder stuck
+    for good keeps its thread until the process ends, but the caller moves on. None: no limit.
+    """
+    if seconds is None:
+        return fn()
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as err:  # handed to the caller below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name=f"vtlm-{what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise ReadTimeout(path, f"{what} took more than {seconds:g} s; abandoned (read_timeout)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def is_image(path: str | os.PathLike) -> bool:
@@ -80,6 +125,7 @@ class PyAVBackend:
                 if not container.streams.video:
                     raise VideoReadError(path, "no video stream")
                 stream = container.streams.video[0]
+                _check_size(path, stream.codec_context.height or 0, stream.codec_context.width or 0)
                 rate = stream.average_rate or stream.guessed_rate
                 fps = float(rate) if rate else 0.0
                 # The header's frame count is missing or wrong in some containers (webm, avi):
@@ -207,7 +253,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
+            _check_size(path, image.height, image.width)
             rgb = np.asarray(image.convert("RGB"))
+    except VideoReadError:
+        raise
     except Exception as err:
         raise VideoReadError(path, f"cannot read image: {err}") from err
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
@@ -216,19 +265,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def probe_file(path: str | os.PathLike, backend) -> VideoInfo:
-    """VideoInfo of a video or an image (an image: 1 frame, fps 0)."""
+    """VideoInfo of a video or an image (an image: 1 frame, fps 0). Frames larger than
+    MAX_FRAME_PIXELS are refused."""
     if is_image(path):
         from PIL import Image
 
         try:
             with Image.open(path) as image:
-                image.verify()
-            with Image.open(path) as image:
                 width, height = image.size
+                _check_size(path, height, width)
+                image.verify()
+        except VideoReadError:
+            raise
         except Exception as err:
             raise VideoReadError(path, f"cannot read image: {err}") from err
         return VideoInfo(num_frames=1, fps=0.0, height=height, width=width)
-    return backend.probe(path)
+    info = backend.probe(path)
+    _check_size(path, info.height, info.width)
+    return info
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int], backend) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch
 
 from vtlm.train.checkpoint import save_model_dir
 from vtlm.train.ema import EMA
+from vtlm.train.health import GradNormWatch
 from vtlm.train.optim import OptimConfig, build_optimizer, build_scheduler
 
 from .config import DiTConfig
@@ -52,6 +53,7 @@ class DiffusionModule(L.LightningModule):
         self.register_buffer("latent_mean", torch.tensor(latent_mean).view(1, -1, 1, 1, 1))
         self.register_buffer("latent_std", torch.tensor(latent_std).view(1, -1, 1, 1, 1))
         self.tokenizer_info = tokenizer or {}
+        self.grad_watch = GradNormWatch("diffusion")
         self.last_val: dict[str, float] = {}
 
     def configure_optimizers(self):
@@ -77,7 +79,7 @@ class DiffusionModule(L.LightningModule):
         )
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"diffusion: non-finite loss {float(loss)} at step {self.global_step}; stopping, the last checkpoint is kept"
+                f"diffusion: non-finite loss {float(loss.detach())} at step {self.global_step}; stopping, the last checkpoint is kept"
             )
         size = x0.shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
@@ -85,11 +87,8 @@ class DiffusionModule(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        if self.optim_cfg.grad_clip:
-            self.log(
-                "train/grad_norm",
-                torch.nn.utils.clip_grad_norm_(self.dit.parameters(), self.optim_cfg.grad_clip),
-            )
+        norm = self.grad_watch(self.dit.parameters(), self.optim_cfg.grad_clip, self.global_step)
+        self.log("train/grad_norm", norm)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:

@@ -11,7 +11,7 @@ from vtlm.diffusion.flow import SamplerConfig, sample
 from vtlm.diffusion.model import DiT, caption_batch
 from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, check_prefix, load_pairing
+from .pairing import caption_ids, check_prefix, fit_captions, load_pairing
 
 
 class DiffusionGenerator:
@@ -46,6 +46,24 @@ class DiffusionGenerator:
         self.sampler = sampler or SamplerConfig()
         self.temporal_stride = self.tokenizer.cfg.temporal_downsample
         self.resolution = self.cfg.grid_h * self.tokenizer.cfg.spatial_downsample
+
+    def fit_captions(self, captions: list[str]) -> list[str]:
+        """Captions cut to this model's text budget, as its training cut them."""
+        return fit_captions(self.text, captions, self.cfg.text_len)
+
+    def function_evaluations(self, num_frames: int, prefix_frames: int = 0) -> int:
+        """Network calls to generate ``num_frames`` after ``prefix_frames`` given frames:
+        solver steps per window (Heun: two per step but the last), windows as ``generate``
+        slides them; guidance doubles the batch of each call, not the number of calls."""
+        r, shape, window = self.resolution, self.tokenizer.cfg.latent_shape, self.cfg.max_frames
+        done, total = (shape(prefix_frames, r, r)[0] if prefix_frames else 0), shape(num_frames, r, r)[0]
+        windows = 0
+        while done < total:
+            context = min(done, window - 1)
+            done += min(window, context + total - done) - context
+            windows += 1
+        steps = self.sampler.steps
+        return windows * (2 * steps - 1 if self.sampler.solver == "heun" else steps)
 
     @torch.no_grad()
     def generate(

@@ -11,7 +11,7 @@ from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
 from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, check_prefix, load_pairing
+from .pairing import caption_ids, check_prefix, fit_captions, load_pairing
 
 
 class GPTGenerator:
@@ -45,6 +45,18 @@ class GPTGenerator:
         self.sampling = sampling or SamplingConfig()
         self.temporal_stride = self.tokenizer.cfg.temporal_downsample
         self.resolution = self.cfg.grid_h * self.tokenizer.cfg.spatial_downsample
+
+    def fit_captions(self, captions: list[str]) -> list[str]:
+        """Captions cut to this model's text budget, as its training cut them."""
+        return fit_captions(self.text, captions, self.cfg.text_len)
+
+    def function_evaluations(self, num_frames: int, prefix_frames: int = 0) -> int:
+        """Network calls to generate ``num_frames`` after ``prefix_frames`` given frames: one
+        per new latent token (a window's prefill yields its first token); guidance doubles the
+        batch of each call, not the number of calls."""
+        r, shape = self.resolution, self.tokenizer.cfg.latent_shape
+        given = shape(prefix_frames, r, r)[0] if prefix_frames else 0
+        return (shape(num_frames, r, r)[0] - given) * self.cfg.grid_h * self.cfg.grid_w
 
     @torch.no_grad()
     def generate(

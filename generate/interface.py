@@ -29,6 +29,12 @@ class Generator(Protocol):
         start of each video. ``num_frames`` and k are 1 + j * temporal_stride.
         """
 
+    def function_evaluations(self, num_frames: int, prefix_frames: int = 0) -> int:
+        """How many network calls ``generate`` makes for one batch of this length."""
+
+    def fit_captions(self, captions: list[str]) -> list[str]:
+        """Captions cut to the model's text budget (``generate`` refuses longer ones)."""
+
 
 def load_generator(
     path: str | os.PathLike,

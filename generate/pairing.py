@@ -47,6 +47,18 @@ def caption_ids(text: TextTokenizer, captions: list[str], budget: int) -> list[l
     return ids
 
 
+def fit_captions(text: TextTokenizer, captions: list[str], budget: int) -> list[str]:
+    """Captions cut to at most ``budget`` text pieces, as training cut them."""
+    out = []
+    for caption, ids in zip(captions, text.encode_batch(captions)):
+        keep = budget
+        while len(ids) > budget:  # decoding and re-encoding can merge pieces differently
+            caption = text.decode(ids[:keep])
+            ids, keep = text.encode(caption), keep - 1
+        out.append(caption)
+    return out
+
+
 def check_prefix(prefix, batch: int, resolution: int) -> None:
     """Prefix frames must be (batch, 3, k, resolution, resolution)."""
     if prefix.shape[0] != batch or tuple(prefix.shape[-2:]) != (resolution, resolution):

@@ -120,11 +120,18 @@ def sample_codes(
 ) -> torch.Tensor:
     """Latent codes (B, num_frames, h, w): the prefix (B, t0, h, w) kept as given, the rest sampled.
 
-    ``captions``: one list of text ids per sample (empty: unconditional). The window slides
-    once the video outgrows ``model.cfg.max_frames`` latent frames.
+    ``captions``: one list of at most ``text_len`` text ids per sample (empty: unconditional).
+    The window slides once the video outgrows ``model.cfg.max_frames`` latent frames. Captions
+    and prefix that do not fit the model are refused before any network call.
     """
     m = model.cfg
     batch = len(captions)
+    too_long = [len(ids) for ids in captions if len(ids) > m.text_len]
+    if too_long:
+        raise ValueError(
+            f"captions: {max(too_long)} text ids, more than the model's text_len of {m.text_len} "
+            "(training cut captions to it; shorten the caption)"
+        )
     t0 = 0 if prefix is None else prefix.shape[1]
     if prefix is not None and (prefix.shape[0] != batch or tuple(prefix.shape[2:]) != (m.grid_h, m.grid_w)):
         raise ValueError(

@@ -15,6 +15,7 @@ import torch
 
 from vtlm.train.checkpoint import save_model_dir
 from vtlm.train.ema import EMA
+from vtlm.train.health import GradNormWatch
 from vtlm.train.optim import OptimConfig, build_optimizer, build_scheduler
 
 from .config import GPTConfig
@@ -48,6 +49,7 @@ class GPTModule(L.LightningModule):
         self.ema = EMA(self.gpt, ema_decay) if ema_decay else None
         self.forward_model = torch.compile(self.gpt) if compile else self.gpt
         self.tokenizer_info = tokenizer or {}
+        self.grad_watch = GradNormWatch("gpt")
         self.last_val: dict[str, float] = {}
 
     def configure_optimizers(self):
@@ -68,7 +70,7 @@ class GPTModule(L.LightningModule):
         loss, logs = next_token_loss(self.forward_model, sequences, self.loss_cfg, self.global_step)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"gpt: non-finite loss {float(loss)} at step {self.global_step}; stopping, the last checkpoint is kept"
+                f"gpt: non-finite loss {float(loss.detach())} at step {self.global_step}; stopping, the last checkpoint is kept"
             )
         size = batch["codes"].shape[0]
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
@@ -77,9 +79,8 @@ class GPTModule(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        if self.optim_cfg.grad_clip:
-            norm = torch.nn.utils.clip_grad_norm_(self.gpt.parameters(), self.optim_cfg.grad_clip)
-            self.log("train/grad_norm", norm)
+        norm = self.grad_watch(self.gpt.parameters(), self.optim_cfg.grad_clip, self.global_step)
+        self.log("train/grad_norm", norm)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.ema is not None:

@@ -152,3 +152,41 @@ def debug_diffusion_run(token_pipeline, tmp_path_factory):
     run = tmp_path_factory.mktemp("diffusion_run")
     main(generator_fit_args("diffusion", token_pipeline, run, 30, "0.002"))
     return run
+
+
+@pytest.fixture(scope="session")
+def random_token_pipeline(tmp_path_factory):
+    """Like ``token_pipeline``, in seconds: an untrained debug tokenizer (random weights, saved
+    as a model directory), its codes of 24 train and 8 val shapes clips (9x32x32 -> 3x8x8) as
+    shards, and a caption text model. Returns a dict of paths."""
+    from vtlm.data.shard_dataset import TokenShards
+    from vtlm.data.text import train_text_tokenizer
+    from vtlm.data.video_datamodule import VideoDataConfig, synthetic_split
+    from vtlm.tokenizer.config import preset
+    from vtlm.tokenizer.encode import encode_to_shards, finish_index
+    from vtlm.tokenizer.model import VideoTokenizer
+    from vtlm.train.checkpoint import save_model_dir
+
+    root = tmp_path_factory.mktemp("random_tokens")
+    torch.manual_seed(0)
+    cfg = preset("debug")
+    model = VideoTokenizer(cfg).eval()
+    save_model_dir(root / "tokenizer", "tokenizer", cfg.to_dict(), model.state_dict(), {"step": 0})
+    data = VideoDataConfig()
+    captions = []
+    for split, count in (("train", 24), ("val", 8)):
+        dataset = synthetic_split(data, split, 9, count)
+        keys = [f"shapes/{split}/{i:07d}" for i in range(count)]
+        encode_to_shards(model, dataset, keys, root / split, batch_size=8, clips_per_shard=8, progress=False)
+        finish_index(root / split, root / "tokenizer", model, {"split": split})
+        shards = TokenShards(root / split)
+        captions += [shards.caption(i) for i in range(len(shards))]
+        captions += [shards.meta(i)["caption_terse"] for i in range(len(shards))]
+    train_text_tokenizer(captions, root / "text.model", vocab_size=400)
+    return {
+        "train": root / "train",
+        "val": root / "val",
+        "text": root / "text.model",
+        "tokenizer": root / "tokenizer",
+        "root": root,
+    }

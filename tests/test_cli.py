@@ -129,9 +129,11 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     for name in (
         "preview.png",
-        "continuation.gif",
-        "continuation.png",
-        "text_to_video.gif",
+        "eval/results.json",
+        "eval/report.md",
+        "eval/report.html",
+        "eval/samples/shapes-cont5.mp4",
+        "eval/samples/shapes-rollout.png",
         "text/shapes.model",
         "tokenizer/tokenizer/weights.safetensors",
         "tokens/test/index.json",
@@ -143,7 +145,7 @@ def test_quick_demo_runs_end_to_end(tmp_path):
 
 
 def test_quick_bench_writes_ratios(tmp_path):
-    result = run("bench", "--out", str(tmp_path / "bench"), "--quick", "true")
+    result = run("bench", "--out", str(tmp_path / "bench"), "--quick", "true", "--workloads", "data")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "bench" / "bench.json").read_text())
     row = report["rows"][0]

@@ -17,6 +17,7 @@ from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_
 from vtlm.eval.metrics import psnr_per_frame, ssim_per_frame
 from vtlm.train.checkpoint import save_model_dir
 from vtlm.train.ema import EMA
+from vtlm.train.health import GradNormWatch
 from vtlm.train.optim import OptimConfig, build_optimizer, build_scheduler
 
 from .config import TokenizerConfig
@@ -54,6 +55,7 @@ class TokenizerModule(L.LightningModule):
         self.ema = EMA(self.tokenizer, ema_decay) if ema_decay else None
         self.sample_dir = Path(sample_dir) if sample_dir else None
         self._code_counts: torch.Tensor | None = None
+        self.grad_watch = GradNormWatch("tokenizer")
         self.last_val: dict[str, float] = {}
 
     # -- optimization -----------------------------------------------------------------------
@@ -87,13 +89,12 @@ class TokenizerModule(L.LightningModule):
         if not torch.isfinite(loss):
             parts = {k: float(v) for k, v in logs.items()}
             raise FloatingPointError(
-                f"tokenizer: non-finite loss {float(loss)} at step {step} ({parts}); stopping, the last checkpoint is kept"
+                f"tokenizer: non-finite loss {float(loss.detach())} at step {step} ({parts}); stopping, the last checkpoint is kept"
             )
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.optim_cfg.grad_clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.tokenizer.parameters(), self.optim_cfg.grad_clip)
-            self.log("train/grad_norm", grad_norm, prog_bar=False)
+        grad_norm = self.grad_watch(self.tokenizer.parameters(), self.optim_cfg.grad_clip, step)
+        self.log("train/grad_norm", grad_norm, prog_bar=False)
         opt_g.step()
         self.lr_schedulers().step()
         if opt_d is not None and self.objective.adversarial_factor(step) > 0:

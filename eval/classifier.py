@@ -1,0 +1,550 @@
+"""An offline attribute classifier for the built-in ``shapes`` data: feature distance and adherence.
+
+A small 3-D conv net is trained once, deterministically, on clips rendered on the fly from the
+*train* split of the shapes generator (never val or test), and cached as a model directory named
+by a hash of its config. For every palette color it predicts whether an object of that color is
+in the clip and, if so, its shape, size and direction of motion. Two uses:
+
+* ``features``: a pooled embedding per clip, for a Frechet distance that is reported under its
+  own name (it is not FVD: the network has only seen this synthetic world).
+* ``caption_adherence``: the share of clips whose predicted objects match the structured labels
+  behind their caption, on colors, then colors + shapes, then colors + shapes + directions.
+
+Direction over a window. The labels' ``direction`` word is that of the initial velocity, but at
+32 px objects bounce every few frames (a sixth of them before frame 1), so for only about a third
+of moving objects is it the direction they travel most. Here every frame-to-frame step of an
+object's labeled ``positions`` in the window votes, with its length, for the two compass words
+(the captions' 8 sectors) whose centers flank its angle, split linearly by angle: the *votes* are
+the share of travel per word. The *dominant direction* is the word with the most votes ("still"
+if the mean step is under MIN_STEP px). A predicted direction counts as right when its votes are
+within DIRECTION_TOLERANCE of the dominant word's, so motion close to a sector boundary or split
+evenly between two directions accepts either word. The classifier learns the votes over whole
+clips; adherence judges them over the window the judged videos show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vtlm.data.clips import to_clip_tensor
+from vtlm.data.splits import clip_seed
+from vtlm.data.synthetic import ShapesConfig, render_shapes
+from vtlm.data.synthetic.captions import DIRECTIONS
+from vtlm.data.synthetic.shapes import COLOR_NAMES, PALETTE, SHAPES, SIZES
+from vtlm.train.checkpoint import config_from_dict, load_model_dir, save_model_dir
+
+VERSION = 1  # bump when training or targets change, so old caches are not reused
+KIND = "shapes_classifier"
+# Direction classes: "still", then DIRECTIONS (class k >= 1 is the word centered at 45 (k - 1) degrees).
+MOTIONS = ("still",) + DIRECTIONS
+MIN_STEP = 0.25  # px per frame: an object moving less than this on average counts as still
+DIRECTION_TOLERANCE = 0.1  # a direction is right if its votes are this close to the dominant word's
+HEADS = {"present": 1, "direction": len(MOTIONS), "shape": len(SHAPES), "size": len(SIZES)}  # logits each
+PALETTE_RGB = torch.tensor([PALETTE[c] for c in COLOR_NAMES], dtype=torch.float32) / 255.0  # (8, 3)
+# Backgrounds are black or gray textures in [0.08, 0.35] (see render.smooth_texture): grays 0 to 0.4.
+BACKGROUND_GRAYS = (0.0, 0.1, 0.2, 0.3, 0.4)
+HALO_GRAY = 0.2  # a typical background gray, for the half-covered edge prototypes
+HALO = 0.5  # coverage of the edge prototypes
+SHARPNESS = 50.0  # softmax of -SHARPNESS * squared RGB distance: 0.5 in a tie, ~1 a bit off it
+
+
+def _demo_shapes() -> ShapesConfig:
+    return ShapesConfig(resolution=32, num_frames=17, collisions=True, camera_pan=True)
+
+
+@dataclass
+class ClassifierConfig:
+    """What the classifier is trained on and how; every field is part of the cache key."""
+
+    data: ShapesConfig = field(default_factory=_demo_shapes)  # the shapes world it judges
+    data_seed: int = 0  # dataset seed of the train split it renders (see vtlm.data.splits)
+    width: int = 16  # channels of the first conv (4x in the last stage); features are 8 * width
+    crop_width: int = 8  # channels of the first conv of the shape branch (2x after)
+    code_dim: int = 64  # per-color code between a color's pooled vector and its logits
+    train_clips: int = 1_000_000  # distinct train-split clips drawn from (indices 0..n-1)
+    steps: int = 300  # optimizer steps (~60 s on one core)
+    batch_size: int = 32  # clips per step, rendered fresh
+    lr: float = 3e-3  # AdamW peak learning rate (cosine decay after a short warmup)
+    seed: int = 0  # weights, clip order and augmentation
+    augment: float = 1.0  # strength of the decoded-video augmentation; 0 keeps only the flips
+    val_clips: int = 400  # held-out val-split clips whose accuracy is recorded in the cache
+
+    def __post_init__(self):
+        if isinstance(self.data, dict):
+            self.data = ShapesConfig(**self.data)
+        for name in ("width", "crop_width", "code_dim", "train_clips", "steps", "batch_size", "val_clips"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {getattr(self, name)!r}")
+        for name in ("width", "crop_width"):
+            if getattr(self, name) % 4:
+                raise ValueError(f"{name}: expected a multiple of 4 (group norm), got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected > 0, got {self.lr}")
+        if not 0 <= self.augment <= 2:
+            raise ValueError(f"augment: expected a strength in [0, 2], got {self.augment}")
+
+    def to_dict(self) -> dict:
+        """Plain values (tuples as lists), as stored in config.yaml."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def key(self) -> str:
+        """Hash of the config and VERSION: the name of its cache folder."""
+        text = json.dumps({"version": VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def direction_votes(positions, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Share of travel per MOTIONS class, float64 (9,) summing to 1, over frames [start, stop).
+
+    positions: (T, 2) object centers in pixels (y down; "up" is -y, as in captions). Each step
+    splits its length between the two compass words flanking its angle, linearly in angle.
+    One-hot "still" if the mean step is under MIN_STEP px or the window has under 2 frames.
+    """
+    steps = np.diff(np.asarray(positions, dtype=np.float64)[start:stop], axis=0)  # (T' - 1, 2)
+    votes = np.zeros(len(MOTIONS))
+    length = np.hypot(steps[:, 0], steps[:, 1])
+    if len(steps) == 0 or length.mean() < MIN_STEP:
+        votes[0] = 1.0
+        return votes
+    sector = np.degrees(np.arctan2(-steps[:, 1], steps[:, 0])) / 45.0  # 0 = right, 2 = up
+    low = np.floor(sector)
+    upper = sector - low  # share of the step that goes to the next word counter-clockwise
+    votes[1:] += np.bincount(low.astype(int) % 8, weights=length * (1 - upper), minlength=8)
+    votes[1:] += np.bincount((low.astype(int) + 1) % 8, weights=length * upper, minlength=8)
+    return votes / votes.sum()
+
+
+def motion_direction(positions, start: int = 0, stop: int | None = None) -> str:
+    """Dominant direction over frames [start, stop): a MOTIONS word (see direction_votes)."""
+    return MOTIONS[int(np.argmax(direction_votes(positions, start, stop)))]
+
+
+def _targets(labels: dict) -> np.ndarray:
+    """float32 (NUM_COLORS, 3 + 9) per palette color: present, shape, size, direction votes."""
+    out = np.zeros((len(COLOR_NAMES), 3 + len(MOTIONS)), dtype=np.float32)
+    for obj in labels["objects"]:
+        row = out[COLOR_NAMES.index(obj["color"])]
+        row[:3] = (1, SHAPES.index(obj["shape"]), SIZES.index(obj["size"]))
+        row[3:] = direction_votes(obj["positions"])
+    return out
+
+
+def palette_affinity(videos: torch.Tensor) -> torch.Tensor:
+    """Soft assignment of every pixel to the palette colors or the background.
+
+    videos: (B, 3, T, H, W) float in [-1, 1]. Returns (B, NUM_COLORS + 1, T, H, W) in [0, 1],
+    summing to 1 over dim 1: a softmax of -SHARPNESS * squared RGB distance to prototypes. A
+    color's channel sums two: the color, and the color half blended into HALO_GRAY (anti-aliased
+    or blurred edges, which would otherwise look like another color: a yellow edge like dark
+    orange); the last channel, the background, sums the BACKGROUND_GRAYS.
+    """
+    b, _, t, h, w = videos.shape
+    rgb = ((videos.float() + 1) / 2).clamp(0, 1).reshape(b, 3, t * h * w)  # (B, 3, N)
+    k, grays = len(COLOR_NAMES), len(BACKGROUND_GRAYS)
+    palette = PALETTE_RGB.to(rgb.device)
+    background = torch.tensor(BACKGROUND_GRAYS, device=rgb.device)[:, None].expand(grays, 3)
+    prototypes = torch.cat([palette, HALO * palette + (1 - HALO) * HALO_GRAY, background])  # (P, 3)
+    # -SHARPNESS |rgb - p|^2 = SHARPNESS (2 p.rgb - |p|^2 - |rgb|^2) <= 0, so exp never overflows
+    offset = (prototypes**2).sum(1)[:, None] + (rgb * rgb).sum(1, keepdim=True)  # (B, P, N) by broadcasting
+    soft = torch.baddbmm(
+        offset, prototypes.expand(b, -1, -1), rgb, beta=-SHARPNESS, alpha=2 * SHARPNESS
+    ).exp_()
+    merge = torch.zeros(k + 1, len(prototypes), device=rgb.device)  # a color and its edge; all grays
+    merge[torch.arange(k), torch.arange(k)] = merge[torch.arange(k), torch.arange(k, 2 * k)] = 1
+    merge[k, 2 * k :] = 1
+    out = merge @ soft  # (B, k + 1, N)
+    out /= out.sum(1, keepdim=True)
+    return out.view(b, k + 1, t, h, w)
+
+
+def _block(cin: int, cout: int, kernel: tuple, stride) -> list[nn.Module]:
+    """Conv3d (padding 1 where the kernel is wider than 1), GroupNorm (4 groups), GELU."""
+    pad = tuple(min(1, k // 2) for k in kernel)
+    return [nn.Conv3d(cin, cout, kernel, stride=stride, padding=pad), nn.GroupNorm(4, cout), nn.GELU()]
+
+
+def color_centroids(affinity: torch.Tensor, reach: float, rounds: int = 1) -> torch.Tensor:
+    """Centroid (x, y) in pixels of each palette color in each frame: (B, NUM_COLORS, T, 2).
+
+    affinity: (B, NUM_COLORS, T, R, R) from palette_affinity (background channel dropped). The
+    affinity-weighted mean position is refined ``rounds`` times using only the pixels within
+    ``reach`` px (per axis) of the previous estimate, so stray pixels of the color elsewhere
+    (the edges of another object) do not pull it far. A frame holding under half a pixel of a
+    color gives the frame's center for it.
+    """
+    r = affinity.shape[-1]
+    coords = torch.arange(r, dtype=affinity.dtype, device=affinity.device) + 0.5
+    near_x = near_y = torch.ones(affinity.shape[:-1], dtype=affinity.dtype, device=affinity.device)
+    for i in range(rounds + 1):
+        cols = torch.einsum("bktyx,bkty->bktx", affinity, near_y) * near_x  # (B, k, T, R): mass per column
+        rows = torch.einsum("bktyx,bktx->bkty", affinity, near_x) * near_y  # mass per row
+        mass = cols.sum(-1, keepdim=True)  # (B, k, T, 1)
+        center = torch.stack([(cols * coords).sum(-1), (rows * coords).sum(-1)], -1) / mass.clamp_min(1e-6)
+        center = torch.where(mass > 0.5, center, r / 2)  # (B, k, T, 2)
+        if i < rounds:  # keep the pixels within reach of this estimate, per axis
+            near_x = ((coords - center[..., :1]).abs() <= reach).to(affinity.dtype)
+            near_y = ((coords - center[..., 1:]).abs() <= reach).to(affinity.dtype)
+    return center
+
+
+def color_crops(videos: torch.Tensor, centers: torch.Tensor, side: int) -> torch.Tensor:
+    """Per palette color and frame, the side x side pixels around that color's centroid.
+
+    videos: (B, C, T, R, R) float; centers: (B, NUM_COLORS, T, 2) from color_centroids. The
+    window's corner is the centroid minus side / 2, rounded to whole pixels (no resampling);
+    pixels outside the frame are 0. Returns (B, NUM_COLORS, C, T, side, side).
+    """
+    b, c, t, r, _ = videos.shape
+    k = centers.shape[1]
+    corner = torch.round(centers - side / 2).long().clamp(-side, r) + side  # in the padded frame
+    span = torch.arange(side, device=videos.device)
+    rows, cols = corner[..., 1:] + span, corner[..., :1] + span  # (B, k, T, side) each
+    width = r + 2 * side
+    index = (rows[..., :, None] * width + cols[..., None, :]).flatten(3)  # (B, k, T, side^2)
+    flat = F.pad(videos, (side, side, side, side)).flatten(3)  # (B, C, T, width^2)
+    crops = torch.gather(
+        flat[:, None].expand(b, k, c, t, width * width), 4, index[:, :, None].expand(b, k, c, t, side * side)
+    )
+    return crops.view(b, k, c, t, side, side)
+
+
+class AttributeClassifier(nn.Module):
+    """Videos (B, 3, T, R, R) float in [-1, 1] at the configured T and R -> attribute logits.
+
+    Presence and direction: a 3-D conv trunk (group norm, GELU) in three stages, (B, w, T/2, R/2,
+    R/2), (B, 2w, T/2, R/4, R/4) and (B, 4w, T/4, R/8, R/8), on RGB plus an objectness channel
+    (1 - the background affinity). Each palette color pools every stage with weights equal to
+    how much of that color each cell holds (:func:`palette_affinity`, pooled to the stage's
+    grid), so its vector describes the object of that color, if any. Shape and size: a second
+    small 3-D conv net reads each color's full-resolution window around its centroid
+    (:func:`color_crops`), where the object stands still and its edges are sharp. Each branch
+    maps a color's pooled vector and log color mass to a code through one shared layer, then
+    shared heads give the logits: the same weights judge every color, so each object in a batch
+    is a training example for all of them. The clip's embedding (the Frechet features) is the
+    mean and max of the trunk's last stage: (B, 8w).
+    """
+
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__()
+        self.config = cfg
+        self.heldout: dict | None = None  # val-split accuracies, once trained by load_or_train
+        w, s = cfg.width, cfg.crop_width
+        self.stages = nn.ModuleList(
+            [
+                nn.Sequential(*_block(4, w, (3, 4, 4), 2)),  # (B, w, T/2, R/2, R/2)
+                nn.Sequential(*_block(w, 2 * w, (3, 3, 3), (1, 2, 2))),  # (B, 2w, T/2, R/4, R/4)
+                nn.Sequential(*_block(2 * w, 4 * w, (3, 3, 3), 2), *_block(4 * w, 4 * w, (3, 3, 3), 1)),
+            ]
+        )
+        self.crop_side = 2 * math.ceil(max(cfg.data.size_fractions) * cfg.data.resolution) + 2
+        self.crop_net = nn.Sequential(
+            *_block(4, s, (1, 3, 3), 1),  # (N, s, T, S, S)
+            *_block(s, 2 * s, (1, 3, 3), (1, 2, 2)),  # (N, 2s, T, S/2, S/2)
+            *_block(2 * s, 2 * s, (3, 3, 3), 2),  # (N, 2s, T/2, S/4, S/4)
+        )
+        self.motion_code = nn.Linear(7 * w + 1, cfg.code_dim)
+        self.motion_head = nn.Linear(cfg.code_dim, HEADS["present"] + HEADS["direction"])
+        self.shape_code = nn.Linear(4 * s + 1, cfg.code_dim)
+        self.shape_head = nn.Linear(cfg.code_dim, HEADS["shape"] + HEADS["size"])
+
+    def check(self, videos: torch.Tensor) -> None:
+        """Raise a ValueError unless ``videos`` is a (B, 3, T, R, R) tensor of the configured size."""
+        t, r = self.config.data.num_frames, self.config.data.resolution
+        if not isinstance(videos, torch.Tensor) or tuple(videos.shape[1:]) != (3, t, r, r):
+            shape = tuple(videos.shape) if hasattr(videos, "shape") else type(videos).__name__
+            raise ValueError(f"videos: expected a float tensor (B, 3, {t}, {r}, {r}) in [-1, 1], got {shape}")
+
+    def _trunk(self, videos: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Input (B, 4, T, R, R) in [0, 1], stage outputs, palette affinity without background."""
+        self.check(videos)
+        affinity = palette_affinity(videos)
+        h = x = torch.cat([(videos.float() + 1) / 2, 1 - affinity[:, -1:]], dim=1)  # RGB and objectness
+        outputs = []
+        for stage in self.stages:
+            h = stage(h)
+            outputs.append(h)
+        return x, outputs, affinity[:, :-1]
+
+    def embedding(self, videos: torch.Tensor) -> torch.Tensor:
+        """(B, 8 * width) float: mean and max of the last stage, the Frechet features."""
+        last = self._trunk(videos)[1][-1]  # (B, 4w, T', R', R')
+        return torch.cat([last.mean(dim=(2, 3, 4)), last.amax(dim=(2, 3, 4))], dim=1)
+
+    def forward(self, videos: torch.Tensor, colors: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits per head, each (B, NUM_COLORS, k); "present" is (B, NUM_COLORS).
+
+        colors: optional bool (B, NUM_COLORS); shape and size are computed for those only
+        (zeros elsewhere), which training uses to skip the absent colors.
+        """
+        x, outputs, affinity = self._trunk(videos)
+        b, k = affinity.shape[:2]
+        log_mass = torch.log(affinity.mean(dim=(2, 3, 4)) + 1e-4)[..., None]  # (B, colors, 1)
+        pooled, mass = [], affinity
+        for h in outputs:
+            mass = F.adaptive_avg_pool3d(mass, h.shape[2:])  # (B, colors, T', R', R'), coarser each stage
+            weights = mass.flatten(2) / (mass.flatten(2).sum(dim=2, keepdim=True) + 1e-6)  # (B, colors, N)
+            pooled.append(weights @ h.flatten(2).transpose(1, 2))  # (B, colors, C)
+        motion = self.motion_head(F.gelu(self.motion_code(torch.cat(pooled + [log_mass], dim=2))))
+        colors = torch.ones(b, k, dtype=torch.bool) if colors is None else colors.bool()
+        crops = color_crops(x, color_centroids(affinity, self.crop_side / 2), self.crop_side)[
+            colors
+        ]  # (N, 4, T, S, S)
+        g = self.crop_net(crops)
+        g = torch.cat([g.mean(dim=(2, 3, 4)), g.amax(dim=(2, 3, 4)), log_mass[colors]], dim=1)
+        shape = motion.new_zeros(b, k, HEADS["shape"] + HEADS["size"])
+        shape[colors] = self.shape_head(F.gelu(self.shape_code(g)))
+        logits = torch.cat([motion, shape], dim=2)  # (B, colors, 16)
+        out = dict(zip(HEADS, logits.split(list(HEADS.values()), dim=2)))
+        out["present"] = out["present"].squeeze(2)
+        return out
+
+
+def _loss(logits: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """Presence BCE over all colors; shape, size and (soft) direction cross-entropy where present."""
+    present = targets[..., 0] == 1  # (B, NUM_COLORS)
+    loss = F.binary_cross_entropy_with_logits(logits["present"], present.float())
+    if present.any():
+        loss = loss + F.cross_entropy(logits["shape"][present], targets[..., 1][present].long())
+        loss = loss + F.cross_entropy(logits["size"][present], targets[..., 2][present].long())
+        loss = loss + F.cross_entropy(logits["direction"][present], targets[..., 3:][present])
+    return loss
+
+
+# Where each direction class goes (an involution) when a clip is mirrored left-right / reversed in time.
+MIRRORED = [0] + [1 + (4 - k) % 8 for k in range(8)]
+REVERSED = [0] + [1 + (k + 4) % 8 for k in range(8)]
+
+
+def _augment(x: torch.Tensor, targets: torch.Tensor, strength: float, gen: torch.Generator):
+    """Label-preserving flips and decoded-video artifacts on (B, 3, T, R, R) in [-1, 1].
+
+    Mirror left-right and reverse time (each with p = 0.5; direction votes permuted), then, scaled
+    by ``strength``, per clip: a blend towards a 3x3 box blur, per-channel gain and offset,
+    per-frame flicker, Gaussian noise and quantization to 24..256 levels. Returns (videos, targets).
+    """
+    b = len(x)
+    u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
+    mirror, reverse = u(b) < 0.5, u(b) < 0.5
+    x = torch.where(mirror.view(b, 1, 1, 1, 1), x.flip(4), x)
+    x = torch.where(reverse.view(b, 1, 1, 1, 1), x.flip(2), x)
+    votes = targets[..., 3:]
+    votes = torch.where(mirror.view(b, 1, 1), votes[..., MIRRORED], votes)
+    votes = torch.where(reverse.view(b, 1, 1), votes[..., REVERSED], votes)
+    targets = torch.cat([targets[..., :3], votes], dim=2)
+    if strength == 0:
+        return x, targets
+    _, c, t, r, _ = x.shape
+    y = (x + 1) / 2  # [0, 1]
+    soft = F.avg_pool3d(y, (1, 3, 3), stride=1, padding=(0, 1, 1), count_include_pad=False)
+    y = torch.lerp(y, soft, strength * u(b, 1, 1, 1, 1).clamp(max=1.0))
+    gain = 1 + 0.25 * strength * (2 * u(b, c, 1, 1, 1) - 1)
+    offset = 0.08 * strength * (2 * u(b, c, 1, 1, 1) - 1) + 0.03 * strength * (2 * u(b, 1, t, 1, 1) - 1)
+    y = y * gain + offset
+    y = y + 0.04 * strength * u(b, 1, 1, 1, 1) * torch.randn(y.shape, generator=gen)
+    levels = (24 + (256 - 24) * u(b, 1, 1, 1, 1)).floor() - 1
+    y = (y.clamp(0, 1) * levels).round() / levels
+    return y * 2 - 1, targets
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one intra-op thread, restoring the count after.
+
+    Results then do not depend on the machine's thread count, and the many small ops here run
+    faster than on threads contended by other work (the net is too small to gain from more).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _render_batch(cfg: ClassifierConfig, split: str, indices) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Clips of a split: videos (N, 3, T, R, R) in [-1, 1], targets (N, NUM_COLORS, 12), labels."""
+    clips = [render_shapes(cfg.data, clip_seed(cfg.data_seed, split, int(i))) for i in indices]
+    with one_thread():
+        videos = torch.stack([to_clip_tensor(c.frames) for c in clips])
+    targets = torch.from_numpy(np.stack([_targets(c.labels) for c in clips]))
+    return videos, targets, [c.labels for c in clips]
+
+
+def train_classifier(cfg: ClassifierConfig, progress: bool = False) -> AttributeClassifier:
+    """Train a classifier from scratch on train-split clips; deterministic in ``cfg``.
+
+    Runs on one thread; the global torch RNG is left as it was. Returns the model in eval mode.
+    """
+    from tqdm import tqdm
+
+    with torch.random.fork_rng(devices=[]), one_thread():
+        torch.manual_seed(cfg.seed)
+        model = AttributeClassifier(cfg).train()
+        gen = torch.Generator().manual_seed(cfg.seed)
+        order = np.random.default_rng([cfg.seed, cfg.data_seed])
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+        warmup = max(1, cfg.steps // 20)
+        scale = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * s / cfg.steps))  # noqa: E731
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, scale)
+        for _ in tqdm(range(cfg.steps), disable=not progress, desc="shapes classifier"):
+            indices = order.integers(0, cfg.train_clips, cfg.batch_size)
+            videos, targets, _ = _render_batch(cfg, "train", indices)
+            videos, targets = _augment(videos, targets, cfg.augment, gen)
+            loss = _loss(model(videos, colors=targets[..., 0] == 1), targets)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def _batched(fn, model: AttributeClassifier, videos: torch.Tensor, chunk: int = 64):
+    """``fn`` over chunks of ``videos`` without gradients on one thread, concatenated on the CPU."""
+    model.check(videos)
+    device = next(model.parameters()).device
+    with one_thread():
+        parts = [fn(videos[i : i + chunk].to(device)) for i in range(0, len(videos), chunk)]
+    if isinstance(parts[0], dict):
+        return {name: torch.cat([p[name] for p in parts]).cpu() for name in parts[0]}
+    return torch.cat(parts).cpu()
+
+
+def predict(model: AttributeClassifier, videos: torch.Tensor) -> list[dict]:
+    """Predicted objects of each clip of ``videos`` (B, 3, T, R, R) float in [-1, 1].
+
+    Returns one dict per clip, {"objects": [{"color", "shape", "size", "direction"}]}, with an
+    object for every palette color whose presence probability exceeds 0.5, in palette order.
+    """
+    logits = _batched(model, model, videos)
+    best = {name: logits[name].argmax(-1) for name in ("shape", "size", "direction")}
+    names = {"shape": SHAPES, "size": SIZES, "direction": MOTIONS}
+    return [
+        {
+            "objects": [
+                {"color": color, **{k: names[k][int(best[k][b, c])] for k in names}}
+                for c, color in enumerate(COLOR_NAMES)
+                if logits["present"][b, c] > 0
+            ]
+        }
+        for b in range(len(videos))
+    ]
+
+
+def features(model: AttributeClassifier, videos: torch.Tensor) -> np.ndarray:
+    """Embeddings, float64 (B, 8 * width), of ``videos`` (B, 3, T, R, R) float in [-1, 1]."""
+    return _batched(model.embedding, model, videos).double().numpy()
+
+
+def caption_adherence(
+    predictions: list[dict], labels_list: list[dict], window: tuple[int, int] | None = None
+) -> dict:
+    """How well predicted objects match the true objects of each clip's labels.
+
+    predictions: from :func:`predict`; labels_list: the shapes labels behind each clip's caption.
+    window: frames [start, stop) of the true clip that the judged videos show (default: all);
+    directions are judged by votes over it (module docstring), for objects moving in it only.
+    Returns rates in [0, 1]:
+      "colors": the predicted set of colors equals the true set;
+      "colors_shapes": and every true object's shape is right;
+      "colors_shapes_directions": and every moving true object's direction is right;
+      "presence": accuracy of present/absent over all (clip, palette color) pairs;
+      "shape", "size", "direction": accuracy over the true objects that were detected (direction:
+      moving ones only; None if there are none); "direction_exact": the dominant word exactly;
+    plus "per_clip": {"colors", "colors_shapes", "colors_shapes_directions"}: lists of bools.
+    """
+    if len(predictions) != len(labels_list):
+        raise ValueError(
+            f"labels_list: expected {len(predictions)} labels (one per prediction), got {len(labels_list)}"
+        )
+    start, stop = window if window is not None else (0, None)
+    per_clip = {"colors": [], "colors_shapes": [], "colors_shapes_directions": []}
+    hits = {"presence": [], "shape": [], "size": [], "direction": [], "direction_exact": []}
+    for pred, labels in zip(predictions, labels_list):
+        found = {o["color"]: o for o in pred["objects"]}
+        truth = {o["color"]: o for o in labels["objects"]}
+        hits["presence"] += [(c in found) == (c in truth) for c in COLOR_NAMES]
+        shapes_ok = directions_ok = True
+        for color, obj in truth.items():
+            guess = found.get(color)
+            shapes_ok &= guess is not None and guess["shape"] == obj["shape"]
+            votes = direction_votes(obj["positions"], start, stop)
+            if votes[0] == 1.0:  # still in the window: its direction is not judged
+                right = True
+            else:
+                right = (
+                    guess is not None
+                    and votes[MOTIONS.index(guess["direction"])] >= votes.max() - DIRECTION_TOLERANCE
+                )
+                if guess is not None:
+                    hits["direction"].append(right)
+                    hits["direction_exact"].append(MOTIONS.index(guess["direction"]) == int(votes.argmax()))
+            directions_ok &= right
+            if guess is not None:
+                hits["shape"].append(guess["shape"] == obj["shape"])
+                hits["size"].append(guess["size"] == obj["size"])
+        colors_ok = set(found) == set(truth)
+        per_clip["colors"].append(colors_ok)
+        per_clip["colors_shapes"].append(colors_ok and shapes_ok)
+        per_clip["colors_shapes_directions"].append(colors_ok and shapes_ok and directions_ok)
+    report = {name: float(np.mean(v)) for name, v in per_clip.items()}
+    report.update({name: float(np.mean(v)) if v else None for name, v in hits.items()})
+    report["per_clip"] = per_clip
+    return report
+
+
+def evaluate(model: AttributeClassifier, num_clips: int = 400, split: str = "val") -> dict:
+    """Adherence rates of ``model`` on clips 0..num_clips-1 of ``split`` of its world (no per-clip lists)."""
+    videos, _, labels = _render_batch(model.config, split, range(num_clips))
+    report = caption_adherence(predict(model, videos), labels)
+    report.pop("per_clip")
+    return report
+
+
+def cache_path(cfg: ClassifierConfig, cache_dir: str | os.PathLike) -> Path:
+    """The model directory of ``cfg`` inside ``cache_dir``."""
+    return Path(cache_dir) / f"shapes-classifier-v{VERSION}-{cfg.key()}"
+
+
+def load_classifier(path: str | os.PathLike) -> AttributeClassifier:
+    """A cached classifier (config.yaml + weights.safetensors) in eval mode; ``.heldout`` holds
+    the accuracies recorded when it was trained."""
+    meta, state = load_model_dir(path, KIND)
+    model = AttributeClassifier(config_from_dict(ClassifierConfig, meta["config"]))
+    model.load_state_dict(state)
+    model.heldout = meta.get("heldout")
+    return model.eval()
+
+
+def load_or_train(
+    cfg: ClassifierConfig, cache_dir: str | os.PathLike, progress: bool = False
+) -> AttributeClassifier:
+    """The classifier of ``cfg`` from ``cache_dir``, trained and cached there first if missing.
+
+    The cache folder (named by :meth:`ClassifierConfig.key`) is written atomically (a temporary
+    folder renamed into place); its config.yaml records the held-out (val split) accuracies of
+    :func:`evaluate` and the training time.
+    """
+    path = cache_path(cfg, cache_dir)
+    if path.is_dir():
+        return load_classifier(path)
+    began = time.perf_counter()
+    model = train_classifier(cfg, progress)
+    seconds = round(time.perf_counter() - began, 1)
+    model.heldout = evaluate(model, cfg.val_clips, "val")
+    extra = {"version": VERSION, "heldout": model.heldout, "train_seconds": seconds}
+    save_model_dir(path, KIND, cfg.to_dict(), model.state_dict(), extra)
+    return model

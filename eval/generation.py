@@ -1,0 +1,88 @@
+"""Running a generator on a protocol's clips: batches, samples per clip, and the two ways of
+extending a video past one clip.
+
+``sliding``: one call for the whole length; the generator keeps several latent frames of
+context as its window slides (what both vtlm generators do). ``chaining``: the image-to-video
+route: generate one clip, restart from its last frame alone, repeat; each new clip sees one
+frame of the past.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from vtlm.generate.interface import Generator
+
+Strategy = Literal["sliding", "chaining"]
+
+
+def sample_seed(seed: int, sample: int, batch: int) -> int:
+    """The seed of one generate call: distinct per (seed, sample, batch), stable across runs."""
+    return seed * 1_000_003 + sample * 10_007 + batch
+
+
+def generate_batched(
+    generator: Generator,
+    captions: list[str],
+    num_frames: int,
+    prefix: torch.Tensor | None,
+    seed: int,
+    sample: int,
+    batch_size: int,
+) -> torch.Tensor:
+    """Videos (N, 3, num_frames, R, R) in [-1, 1], ``batch_size`` clips per call, on the CPU.
+
+    ``prefix``: (N, 3, k, R, R) given frames or None (text only).
+    """
+    out = []
+    for b, start in enumerate(range(0, len(captions), batch_size)):
+        part = slice(start, start + batch_size)
+        given = None if prefix is None else prefix[part]
+        video = generator.generate(captions[part], num_frames, given, seed=sample_seed(seed, sample, b))
+        out.append(video.float().cpu())
+    return torch.cat(out)
+
+
+def chain(
+    generator: Generator,
+    captions: list[str],
+    prefix: torch.Tensor,
+    total_frames: int,
+    clip_frames: int,
+    seed: int,
+    sample: int,
+    batch_size: int,
+) -> torch.Tensor:
+    """Last-frame chaining: videos (N, 3, >= total_frames, R, R); the first clip continues
+    ``prefix``, every later one starts from the previous clip's last frame alone."""
+    video = generate_batched(generator, captions, clip_frames, prefix, seed, sample, batch_size)
+    link = 0
+    while video.shape[2] < total_frames:
+        link += 1
+        last = video[:, :, -1:]
+        clip = generate_batched(
+            generator, captions, clip_frames, last, seed + 7919 * link, sample, batch_size
+        )
+        video = torch.cat([video, clip[:, :, 1:]], dim=2)
+    return video[:, :, :total_frames]
+
+
+def extend(
+    generator: Generator,
+    strategy: Strategy,
+    captions: list[str],
+    prefix: torch.Tensor,
+    total_frames: int,
+    clip_frames: int,
+    seed: int,
+    sample: int,
+    batch_size: int,
+) -> torch.Tensor:
+    """A long rollout by ``strategy``: (N, 3, total_frames, R, R)."""
+    if strategy == "sliding":
+        return generate_batched(generator, captions, total_frames, prefix, seed, sample, batch_size)
+    if strategy == "chaining":
+        return chain(generator, captions, prefix, total_frames, clip_frames, seed, sample, batch_size)
+    raise ValueError(f"strategy: expected 'sliding' or 'chaining', got {strategy!r}")

@@ -1,0 +1,139 @@
+"""The evaluation harness end to end on debug checkpoints, and its pieces with known answers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from vtlm.eval.aggregate import Aggregator
+from vtlm.eval.generation import chain
+from vtlm.eval.protocols import PROTOCOLS, Protocol, fit_to_stride, get_protocol
+
+
+def test_fit_to_stride_never_gives_more_context_than_the_protocol():
+    for protocol in PROTOCOLS.values():
+        for stride in (1, 2, 4, 8):
+            fit = fit_to_stride(protocol, stride)
+            assert (fit["context"] - 1) % stride == 0 or fit["context"] == 0
+            assert (fit["generate"] - 1) % stride == 0 and fit["generate"] >= protocol.total_frames
+            if protocol.kind in ("continuation", "rollout"):
+                assert 1 <= fit["context"] <= protocol.context_frames
+            exact = (
+                fit["context"] in (0, protocol.context_frames) and fit["generate"] == protocol.total_frames
+            )
+            assert (fit["note"] == "") == (
+                exact or protocol.kind == "reconstruction" and fit["generate"] == protocol.total_frames
+            )
+    mmnist = fit_to_stride(get_protocol("mmnist-10-10"), 4)
+    assert (mmnist["context"], mmnist["generate"]) == (9, 21) and "9 of the protocol's 10" in mmnist["note"]
+
+
+def test_bad_protocols_and_names_are_refused():
+    with pytest.raises(ValueError, match="unknown 'nope'"):
+        get_protocol("nope")
+    with pytest.raises(ValueError, match="text_to_video takes no context"):
+        Protocol("x", "text_to_video", 1, 17, 32, 4)
+    with pytest.raises(ValueError, match="needs context_frames >= 1"):
+        Protocol("x", "continuation", 0, 17, 32, 4)
+
+
+def test_aggregator_means_best_of_and_curves_follow_their_definitions():
+    rng = np.random.default_rng(0)
+    values = rng.normal(20.0, 2.0, size=(3, 4, 10, 6))  # seeds, samples, clips, frames
+    agg = Aggregator(num_resamples=500)
+    fig = agg.figure(values, "dB", True)
+    assert fig["mean"] == pytest.approx(values.mean()) and fig["n"] == 10 and fig["kind"] == "mean"
+    assert fig["ci_low"] < fig["mean"] < fig["ci_high"]
+    best = agg.best_of(values, "dB", True)
+    expected = values.mean(axis=3).max(axis=1).mean()
+    assert best["mean"] == pytest.approx(expected) and best["kind"] == "best-of-4"
+    worst_first = agg.best_of(values, "", False)
+    assert worst_first["mean"] == pytest.approx(values.mean(axis=3).min(axis=1).mean())
+    curve = agg.curve(values, list(range(5, 11)), "dB", True)
+    assert curve["mean"] == pytest.approx(values.mean(axis=(0, 1, 2)).tolist())
+    assert all(lo <= m <= hi for lo, m, hi in zip(curve["ci_low"], curve["mean"], curve["ci_high"]))
+
+
+class _Recorder:
+    """A generator that records its calls and returns constant frames per call."""
+
+    temporal_stride, resolution = 4, 8
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, captions, num_frames, prefix=None, seed=0):
+        self.calls.append((num_frames, None if prefix is None else prefix.shape[2]))
+        video = torch.full((len(captions), 3, num_frames, 8, 8), len(self.calls) / 10)
+        if prefix is not None:
+            video[:, :, : prefix.shape[2]] = prefix
+        return video
+
+
+def test_chaining_restarts_from_the_last_frame_alone():
+    gen = _Recorder()
+    prefix = torch.zeros(2, 3, 5, 8, 8)
+    video = chain(gen, ["a", "b"], prefix, total_frames=65, clip_frames=17, seed=0, sample=0, batch_size=8)
+    assert video.shape == (2, 3, 65, 8, 8)
+    assert gen.calls == [(17, 5), (17, 1), (17, 1), (17, 1)]
+    # frame 16 ends clip 1 and starts clip 2; frame 17 is clip 2's first new frame
+    assert video[0, 0, 16].unique().item() == pytest.approx(0.1) and video[
+        0, 0, 17
+    ].unique().item() == pytest.approx(0.2)
+
+
+@pytest.mark.slow
+def test_eval_compare_writes_every_report_file(debug_gpt_run, debug_diffusion_run, tmp_path):
+    from vtlm.cli.main import main
+
+    out = tmp_path / "eval"
+    main(
+        ["eval", "compare", str(debug_gpt_run / "gpt"), str(debug_diffusion_run / "diffusion"), "--out", str(out),
+         "--eval.protocols", "[shapes-recon, shapes-t2v, shapes-cont5, shapes-rollout]", "--eval.seeds", "[0, 1]",
+         "--eval.num_clips", "3", "--eval.samples_per_clip", "2", "--eval.bootstrap", "100",
+         "--eval.sampling.diffusion_steps", "[4]", "--eval.sampling.gpt_temperatures", "[]",
+         "--eval.sampling.diffusion.steps", "2", "--eval.cost_repeats", "1",
+         "--eval.classifier_cache", str(tmp_path / "cache"), "--eval.classifier_steps", "20"]
+    )  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    rows = {(r["protocol"], r["generator"], r["variant"]) for r in results["results"]}
+    assert ("shapes-recon", "tokenizer", "default") in rows
+    for gen in ("gpt", "diffusion"):
+        assert {("shapes-t2v", gen, "default"), ("shapes-cont5", gen, "default")} <= rows
+        assert {("shapes-rollout", gen, "sliding"), ("shapes-rollout", gen, "chaining")} <= rows
+    assert ("shapes-cont5", "diffusion", "steps=4") in rows
+    cont = next(r for r in results["results"] if r["protocol"] == "shapes-cont5" and r["generator"] == "gpt")
+    assert cont["metrics"]["psnr"]["n"] == 3 and cont["metrics"]["psnr_best_of_2"]["kind"] == "best-of-2"
+    assert len(cont["curves"]["psnr"]["mean"]) == 12 and cont["curves"]["psnr"]["frames"][0] == 5
+    assert {"position_error", "caption_adherence", "spatial_iou", "flicker_ratio", "classifier_fd"} <= set(
+        cont["metrics"]
+    )
+    # 17 frames after 5 given: 3 new latent frames of the 8x8 grid, one network call per token
+    assert cont["cost"]["function_evaluations"] == 3 * 8 * 8
+    rollout = next(
+        r for r in results["results"] if r["protocol"] == "shapes-rollout" and r["variant"] == "chaining"
+    )
+    assert len(rollout["curves"]["psnr"]["mean"]) == 60 and "psnr" in rollout["drift"]
+    assert any("FVD: not computed" in note for note in results["not_computed"])
+    for grid in results["sample_grids"]:
+        assert (out / grid["file"]).is_file()
+    assert results["generators"]["gpt"]["params"] > 0 and results["tokenizer"]["sha256"]
+
+
+def test_compare_refuses_generators_with_different_tokenizers(debug_gpt_run, debug_diffusion_run, tmp_path):
+    from vtlm.eval.generators import check_shared_tokenizer, describe
+
+    other = tmp_path / "diffusion"
+    shutil.copytree(debug_diffusion_run / "diffusion", other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["tokenizer"]["sha256"] = "0" * 64
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    described = {"gpt": describe(debug_gpt_run / "gpt"), "diffusion": describe(other)}
+    with pytest.raises(ValueError, match="must share one tokenizer"):
+        check_shared_tokenizer(described)
