@@ -89,7 +89,7 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
     cfg = EvalConfig(
         protocols=["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"],
         seeds=[0] if quick else [0, 1],
-        num_clips=4 if quick else 24,
+        num_clips=4 if quick else 16,
         samples_per_clip=2,
         sampling=SamplingSettings(diffusion_steps=[10] if quick else [10, 50], gpt_temperatures=[0.7]),
         classifier_cache=str(out_dir / "eval_cache"),

@@ -455,8 +455,10 @@ def caption_adherence(
     """How well predicted objects match the true objects of each clip's labels.
 
     predictions: from :func:`predict`; labels_list: the shapes labels behind each clip's caption.
-    window: frames [start, stop) of the true clip that the judged videos show (default: all);
-    directions are judged by votes over it (module docstring), for objects moving in it only.
+    window: frames [start, stop) of the true clip that the judged videos show, stop - start being
+    the classifier's frame count (default: all frames of the labels); directions are judged by
+    votes over it (module docstring), for objects moving in it only. The labels' size is not
+    part of the three match levels (captions name it; the classifier predicts it too).
     Returns rates in [0, 1]:
       "colors": the predicted set of colors equals the true set;
       "colors_shapes": and every true object's shape is right;

@@ -109,7 +109,8 @@ class FeatureSets:
     def _features(self, video: torch.Tensor, protocol: Protocol) -> dict:
         out = {}
         if self._judged(protocol) and video.shape[2] >= self.classifier_cfg.data.num_frames:
-            clip = video[:, :, : self.classifier_cfg.data.num_frames]
+            length = self.classifier_cfg.data.num_frames  # rollouts: the last window, the farthest out
+            clip = video[:, :, -length:] if protocol.kind == "rollout" else video[:, :, :length]
             out[CLASSIFIER_FD] = features(self.classifier, clip)
         if self.i3d is not None and video.shape[2] >= MIN_FRAMES:
             frames = min(video.shape[2], self.fvd_cfg.num_frames)

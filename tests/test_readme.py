@@ -43,6 +43,8 @@ def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch):
     assert (tmp_path / "runs/samples/continue/sheet.gif").is_file()
     assert (tmp_path / "runs/samples/caption/sample_000.mp4").is_file()
     assert (tmp_path / "runs/samples/diffusion/sheet.gif").is_file()
+    assert (tmp_path / "runs/eval/readme/report.html").is_file()
+    assert (tmp_path / "runs/eval/rollout/results.json").is_file()
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     for code in re.findall(r"```python\n(.*?)```", README, flags=re.S):
