@@ -106,7 +106,7 @@ def demo(
     seed: int = 0,
     workers: int = 2,
     tokenizer_minutes: float = 6.0,
-    generator_minutes: float = 4.5,
+    generator_minutes: float = 4.0,
 ) -> dict:
     """Run the workflow on built-in data and print where every output is.
 
