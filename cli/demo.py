@@ -89,8 +89,8 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
     cfg = EvalConfig(
         protocols=["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"],
         seeds=[0] if quick else [0, 1],
-        num_clips=4 if quick else 16,
-        samples_per_clip=2,
+        num_clips=4 if quick else 8,
+        samples_per_clip=2 if quick else 1,  # the full run's budget: one sample per clip and seed
         sampling=SamplingSettings(diffusion_steps=[10] if quick else [10, 50], gpt_temperatures=[0.7]),
         classifier_cache=str(out_dir / "eval_cache"),
         classifier_steps=60 if quick else None,  # quick: plumbing only, its adherence means little
