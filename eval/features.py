@@ -17,8 +17,9 @@ import torch
 from vtlm.data.synthetic import SyntheticConfig
 from vtlm.data.writers import to_uint8
 
+from .adherence import caption_adherence
 from .aggregate import Aggregator
-from .classifier import ClassifierConfig, caption_adherence, features, load_or_train, predict
+from .classifier import ClassifierConfig, features, load_or_train, predict
 from .clips import HeldOut
 from .frechet import frechet_from_features
 from .fvd import FVD_MISSING, MIN_FRAMES, FVDConfig, fvd_from_features, i3d_features, load_i3d

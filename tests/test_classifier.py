@@ -16,17 +16,15 @@ from vtlm.data.synthetic.captions import DIRECTIONS, direction_word
 from vtlm.data.synthetic.shapes import COLOR_NAMES, PALETTE
 from vtlm.data.video_io import get_backend
 from vtlm.data.writers import write_mp4
+from vtlm.eval.adherence import caption_adherence, direction_votes, motion_direction
 from vtlm.eval.classifier import (
     ClassifierConfig,
     _augment,
     _targets,
     cache_path,
-    caption_adherence,
     color_centroids,
-    direction_votes,
     features,
     load_or_train,
-    motion_direction,
     palette_affinity,
     predict,
     train_classifier,
