@@ -3,12 +3,16 @@
 One shape for all: 6 layers, d=384, 6 heads, vocab 8192. Training: batch 4 x 512 tokens, one
 AdamW step per call, tokens/s and vtlm's model FLOPs utilization against a float32 matmul peak
 measured in the same run. Sampling: a 64-token prompt and 448 new tokens with top-k 50, KV
-cache on for everyone, at batch 1 and 8; vtlm's batch-1 rate also as a fraction of the
-memory-bandwidth bound (weight bytes per token / copy bandwidth measured in the same run).
+cache on for everyone, at batch 1 and 8, and at batch 1 again with every model's weights in
+bfloat16. vtlm's batch-1 rate is also given as a fraction of two bounds measured in the same
+run: the memory-bandwidth bound (weight bytes per token / copy bandwidth) and the matmul floor
+(the time of the batch-1 matrix-vector products alone, every weight read once per token, as a
+cached decoding step must), which is what the batch-1 rate of any implementation is capped by.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -16,7 +20,7 @@ import torch.nn.functional as F
 
 from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
-from vtlm.gpt.sampling import filter_logits
+from vtlm.gpt.sampling import SamplingConfig, choose
 
 from .timing import measure
 
@@ -46,6 +50,22 @@ def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * src.numel() * 4 / best
 
 
+def matmul_floor(model: torch.nn.Module, repeats: int = 20) -> float:
+    """Tokens per second of the model's batch-1 matrix-vector products alone: every Linear
+    weight once per token, in order, in its own dtype (the median of ``repeats`` passes)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {(w.shape[1], w.dtype): torch.randn(1, w.shape[1], dtype=w.dtype) for w in weights}
+
+    def one_pass():
+        for w in weights:
+            F.linear(inputs[(w.shape[1], w.dtype)], w)
+
+    with torch.no_grad():
+        one_pass()
+        times = sorted(_timed(one_pass) for _ in range(repeats))
+    return 1 / times[len(times) // 2]
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -73,14 +93,13 @@ def _positions(n: int, start: int = 0) -> torch.Tensor:
 
 @torch.no_grad()
 def vtlm_generate(model: GPT, prompt: torch.Tensor, new: int, generator: torch.Generator) -> torch.Tensor:
-    """Top-k sampling with the static KV cache: one prefill, then one cached step per token."""
+    """Top-k sampling with the static KV cache: one prefill, then one cached step per token;
+    each token drawn by vtlm's sampler (``vtlm.gpt.sampling.choose``)."""
     model.setup_caches(prompt.shape[0], prompt.shape[1] + new)
     logits = model(prompt, _positions(prompt.shape[1]), start=0)[:, -1]
-    out = []
+    settings, out = SamplingConfig(top_k=TOP_K), []
     for i in range(new):
-        token = torch.multinomial(
-            F.softmax(filter_logits(logits.float(), TOP_K, 1.0), dim=-1), 1, generator=generator
-        )
+        token = choose(logits, settings, generator)[:, None]
         out.append(token)
         if i + 1 < new:
             logits = model(token, _positions(1, prompt.shape[1] + i), start=prompt.shape[1] + i)[:, -1]
@@ -88,7 +107,8 @@ def vtlm_generate(model: GPT, prompt: torch.Tensor, new: int, generator: torch.G
 
 
 def _peers() -> tuple[dict, list[str]]:
-    """name -> (model, loss_fn(ids), generate_fn(prompt, new)); and notes for missing peers."""
+    """name -> (model, loss_fn(ids), generate_fn(prompt, new, model)); and notes for missing peers.
+    ``generate_fn`` samples with the model it is given: the original or a bf16 copy."""
     peers, notes = {}, []
     try:
         from transformers import GPT2Config, GPT2LMHeadModel
@@ -122,7 +142,9 @@ def _peers() -> tuple[dict, list[str]]:
         peers["x-transformers"] = (
             net,
             lambda ids, w=wrapper: w(ids),
-            lambda prompt, new, w=wrapper: w.generate(prompt, new, cache_kv=True, filter_kwargs={"k": TOP_K}),
+            lambda prompt, new, m=net: AutoregressiveWrapper(m).generate(
+                prompt, new, cache_kv=True, filter_kwargs={"k": TOP_K}
+            ),
         )
     except Exception as err:
         notes.append(f"x-transformers not run: {type(err).__name__}: {err}")
@@ -184,45 +206,56 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
     ]
     new = 32 if quick else NEW
     bandwidth = copy_bandwidth()
-    weight_bytes = sum(p.numel() * p.element_size() for p in ours.parameters())
-    for batch in (1, 8):
+    for model in [ours] + [m for m, _, _ in peers.values()]:
+        model.eval()  # every model samples in eval mode
+    for batch, dtype in ((1, torch.float32), (8, torch.float32), (1, torch.bfloat16)):
+        models = {"vtlm": ours, **{n: m for n, (m, _, _) in peers.items()}}
+        if dtype != torch.float32:  # copies in bf16: training above used the float32 originals
+            models = {n: copy.deepcopy(m).to(dtype) for n, m in models.items()}
         prompt = torch.randint(0, VOCAB, (batch, PROMPT))
         rates = {}
-        for model in [ours] + [m for m, _, _ in peers.values()]:
-            model.eval()  # every model samples in eval mode
         gen = torch.Generator().manual_seed(0)
         rates["vtlm"] = measure(
-            "sample vtlm",
-            lambda p=prompt, g=gen: vtlm_generate(ours, p, new, g),
+            f"sample vtlm b{batch} {dtype}",
+            lambda p=prompt, g=gen, m=models["vtlm"]: vtlm_generate(m, p, new, g),
             batch * new,
             "tokens/s",
             repeats=repeats,
         )
         for name, (_, _, generate) in peers.items():
-            with torch.no_grad():
-                rates[name] = measure(
-                    f"sample {name}",
-                    lambda p=prompt, g=generate: g(p, new),
-                    batch * new,
-                    "tokens/s",
-                    repeats=repeats,
-                )
+            try:
+                with torch.no_grad():
+                    rates[name] = measure(
+                        f"sample {name} b{batch} {dtype}",
+                        lambda p=prompt, g=generate, m=models[name]: g(p, new, m),
+                        batch * new,
+                        "tokens/s",
+                        repeats=repeats,
+                    )
+            except Exception as err:  # a peer that cannot sample in this dtype is named, not fatal
+                notes.append(f"{name} sampling in {dtype} not run: {type(err).__name__}: {err}")
+        suffix = "" if dtype == torch.float32 else "_bf16"
         row = {
-            "id": f"gpt_sample_b{batch}",
-            "workload": f"GPT sampling, batch {batch}, {PROMPT}+{new} tokens, top-k",
+            "id": f"gpt_sample_b{batch}{suffix}",
+            "workload": f"GPT sampling, batch {batch}, {PROMPT}+{new} tokens, top-k"
+            + ("" if dtype == torch.float32 else ", bf16"),
             "unit": "tokens/s",
             "vtlm": rates["vtlm"].median_rate,
             "vtlm_spread": rates["vtlm"].spread,
             "peers": {n: m.median_rate for n, m in rates.items() if n != "vtlm"},
-            "shape": shape,
+            "shape": {**shape, "batch": batch, "dtype": str(dtype).removeprefix("torch.")},
         }
         if batch == 1:
-            bound = bandwidth / weight_bytes
+            weights = models["vtlm"]
+            bound = bandwidth / sum(p.numel() * p.element_size() for p in weights.parameters())
+            floor = matmul_floor(weights)
             row.update(
                 {
                     "bandwidth_bound": bound,
                     "fraction_of_bound": rates["vtlm"].median_rate / bound,
                     "copy_gbps": bandwidth / 1e9,
+                    "matmul_floor": floor,
+                    "fraction_of_floor": rates["vtlm"].median_rate / floor,
                 }
             )
         rows.append(row)

@@ -46,6 +46,11 @@ def _detail_lines(row: dict) -> list[str]:
         lines.append(
             f"{pad} {'bound':<9} {row['fraction_of_bound']:.1%} of the memory-bandwidth bound ({row['bandwidth_bound']:.0f} tokens/s)"
         )
+    if "matmul_floor" in row:
+        lines.append(
+            f"{pad} {'floor':<9} {row['fraction_of_floor']:.1%} of the matmul floor: the batch-1 matrix-vector "
+            f"products alone run at {row['matmul_floor']:.0f} tokens/s"
+        )
     if "loader_to_gpt" in row:
         ratio = row["loader_to_gpt"]
         text = "GPT training not measured" if ratio is None else f"{ratio:.1f}x the GPT's training tokens/s"

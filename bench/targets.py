@@ -74,7 +74,15 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
             "" if train else "workload not run",
         )
     )
-    ratio, detail = _peer_ratio(by_id.get("gpt_sample_b1"), (SAMPLING_PEER,))
+    sample = by_id.get("gpt_sample_b1")
+    ratio, detail = _peer_ratio(sample, (SAMPLING_PEER,))
+    if ratio is not None and sample.get("matmul_floor"):
+        # What caps it: no batch-1 sampler can beat its own matrix-vector products.
+        cap = sample["matmul_floor"] / sample["peers"][SAMPLING_PEER]
+        detail += (
+            f"; the fp32 matmuls alone cap any sampler of this model at {sample['matmul_floor']:.0f} tokens/s, "
+            f"{cap:.2f}x the peer; vtlm runs at {sample['fraction_of_floor']:.0%} of that cap"
+        )
     targets.append(
         _result(
             "gpt_sample_b1",

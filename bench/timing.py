@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import statistics
@@ -63,9 +64,9 @@ def machine() -> dict:
         # other work on the machine at the start (1, 5, 15 min): above the core count, timings suffer
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-    for package in ("decord", "av", "transformers", "x_transformers", "magvit2_pytorch"):
-        try:
-            info[package] = __import__(package).__version__
-        except Exception:  # not installed, or no __version__
+    for package in ("decord", "av", "transformers", "x-transformers", "magvit2-pytorch"):
+        try:  # the installed distribution's version (not every package sets __version__)
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
             info[package] = None
     return info

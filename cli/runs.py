@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from vtlm.train.checkpoint_io import read_checkpoint, remove_stale_temporaries
+from vtlm.train.cost import TrainingCost
 from vtlm.train.resume import ResumableData
 from vtlm.train.trainer import TrainerConfig, build_trainer, prune_metrics
 
@@ -61,7 +62,8 @@ def fit_and_export(
     """Train (continuing from the last valid checkpoint when trainer.resume says so), then export
     OUT/NAME on rank 0 and print its step, minutes and validation metrics."""
     ckpt_path = _prepare_resume(trainer)
-    pl_trainer = build_trainer(trainer)
+    cost = TrainingCost()
+    pl_trainer = build_trainer(trainer, callbacks=[cost])
     start = time.perf_counter()
     try:
         pl_trainer.fit(module, datamodule=ResumableData(datamodule, trainer.seed), ckpt_path=ckpt_path)
@@ -79,7 +81,7 @@ def fit_and_export(
     minutes = (time.perf_counter() - start) / 60
     if not module.last_val:  # a run too short to validate still reports its metrics
         pl_trainer.validate(module, datamodule=datamodule, verbose=False)
-    out = module.export(trainer.run_dir / name)
+    out = module.export(trainer.run_dir / name, cost.summary(module.global_step))
     summary = {"step": int(module.global_step), "minutes": round(minutes, 2), **module.last_val}
     print(
         f"exported {out}: "

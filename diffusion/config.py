@@ -57,11 +57,12 @@ class DiTConfig:
         return config_from_dict(cls, values)
 
 
-# Matched to the GPT presets of the same name within 5% of parameters on the demo's shapes
-# (4375 codes, 512 text pieces): a DiT block carries an extra adaLN modulation of 6 dim^2,
+# Matched to the GPT presets of the same name within 5% of parameters on a shapes vocabulary
+# (4375 FSQ codes of 5 channels, 512 text pieces; `mini`: the demo's 1000 codes of 4 channels): a DiT block carries an extra adaLN modulation of 6 dim^2,
 # the GPT an output head of vocab x dim, so the DiT is a little shallower.
 PRESETS: dict[str, DiTConfig] = {
     "debug": DiTConfig(dim=64, depth=2, heads=4),
+    "mini": DiTConfig(dim=128, depth=4, heads=4, mlp_ratio=2.5),  # matched on 1000 codes, 4 channels
     "tiny": DiTConfig(dim=192, depth=6, heads=6, mlp_ratio=3.0),
     "small": DiTConfig(dim=384, depth=8, heads=6),
     "base": DiTConfig(dim=768, depth=11, heads=12),

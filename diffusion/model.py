@@ -44,9 +44,7 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada.weight)  # adaLN-zero: every block starts as the identity
         nn.init.zeros_(self.ada.bias)
 
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(F.silu(cond)).chunk(6, dim=-1)
         x = x + gate1 * self.attn(self.norm1(x) * (1 + scale1) + shift1, rope)
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)

@@ -72,6 +72,10 @@ class DiffusionModule(L.LightningModule):
         drop = torch.rand(len(batch["text"])) < dropout if dropout > 0 else None
         return caption_batch(batch["text"], self.model_cfg.text_len, drop).to(self.device)
 
+    def training_flops(self, batch: dict) -> float:
+        """FLOPs of one training step on ``batch`` (forward + backward, every example)."""
+        return batch["codes"].shape[0] * self.dit.flops_per_example(batch["codes"].shape[1])
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x0 = self.latents(batch["codes"])
         loss, logs = training_loss(
@@ -113,13 +117,14 @@ class DiffusionModule(L.LightningModule):
             k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")
         }
 
-    def export(self, path: str | Path) -> Path:
+    def export(self, path: str | Path, training: dict | None = None) -> Path:
         """DiT weights (EMA when kept) + latent statistics + config + the tokenizer it pairs with."""
         state = {**self.eval_dit.state_dict(), "latent_mean": self.latent_mean, "latent_std": self.latent_std}
         extra = {
             "step": int(self.global_step),
             "val": self.last_val,
             "params": self.dit.num_params(),
+            "training": training or {},
             "tokenizer": self.tokenizer_info,
         }
         return save_model_dir(path, "diffusion", self.model_cfg.to_dict(), state, extra)

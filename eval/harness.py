@@ -61,6 +61,8 @@ class EvalConfig:
     # (None: the protocol's own).
     num_clips: int | None = None
     samples_per_clip: int | None = None
+    # Per-protocol clip caps, over num_clips (e.g. fewer clips for the long rollouts).
+    protocol_clips: dict[str, int] = field(default_factory=dict)
     resolution: int | None = None
     # Real data for folder / Moving MNIST protocols: a folder or mnist_test_seq.npy.
     data: str | None = None
@@ -92,6 +94,8 @@ def _protocol(name: str, cfg: EvalConfig, synthetic: SyntheticConfig | None) -> 
     changes = {
         k: min(getattr(cfg, k), getattr(p, k)) for k in ("num_clips", "samples_per_clip") if getattr(cfg, k)
     }
+    if name in cfg.protocol_clips:
+        changes["num_clips"] = min(cfg.protocol_clips[name], changes.get("num_clips", p.num_clips))
     if cfg.resolution:
         changes["resolution"] = cfg.resolution
     elif p.dataset in ("shapes", "digits") and synthetic is not None:
@@ -222,6 +226,9 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
     """Evaluate the generators in ``paths`` (model directories) and write the report to ``out``."""
     from .report import write_report
 
+    unknown = sorted(set(cfg.protocol_clips) - set(cfg.protocols))
+    if unknown:
+        raise ValueError(f"protocol_clips: {unknown} not among the protocols run ({cfg.protocols})")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = names_for(paths)
@@ -295,8 +302,8 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
             for variant in todo:
                 for strategy in strategies:
                     label = strategy or variant.label
-                    print(f"[eval]   {variant.generator} {label}", flush=True)
                     row = harness.run(protocol, data, variant, strategy)
+                    print(f"[eval]   {variant.generator} {label}: {row['eval_seconds']:.1f} s", flush=True)
                     if variant.label == "default":
                         columns[f"{variant.generator} ({strategy})" if strategy else variant.generator] = (
                             row.pop("examples")
@@ -317,5 +324,5 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
         )
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float))
     paths_written = write_report(results, out_dir)
-    print(f"[eval] wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in paths_written.values()))
+    print("[eval] wrote " + ", ".join(str(p) for p in paths_written.values()), flush=True)
     return results

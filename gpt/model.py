@@ -26,9 +26,7 @@ class Block(nn.Module):
         self.attn = Attention(cfg.dim, cfg.heads, causal=True, backend=cfg.attention)
         self.mlp = SwiGLU(cfg.dim, int(cfg.mlp_ratio * cfg.dim))
 
-    def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], start: int | None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, start: int | None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), rope, start)
         return x + self.mlp(self.norm2(x))
 

@@ -49,11 +49,24 @@ def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tenso
 
 
 def choose(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """One code per row from logits (B, codebook)."""
+    """One code per row from logits (B, codebook).
+
+    With top-k on, the draw is made among the k best codes only (their softmax, then top-p on
+    them): the same distribution as masking the rest to -inf, without a softmax and a
+    multinomial over the whole codebook at every step.
+    """
     if cfg.temperature == 0:
         return logits.argmax(dim=-1)
-    logits = filter_logits(logits.float() / cfg.temperature, cfg.top_k, cfg.top_p)
-    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+    logits = logits.float() / cfg.temperature
+    if not cfg.top_k or cfg.top_k >= logits.shape[-1]:
+        logits = filter_logits(logits, 0, cfg.top_p)
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+    values, codes = torch.topk(logits, cfg.top_k, dim=-1)  # sorted, best first
+    if cfg.top_p < 1.0:
+        probs = values.softmax(dim=-1)
+        values = values.masked_fill(probs.cumsum(dim=-1) - probs > cfg.top_p, float("-inf"))
+    pick = torch.multinomial(values.softmax(dim=-1), 1, generator=generator)
+    return codes.gather(-1, pick).squeeze(-1)
 
 
 class _Decoder:

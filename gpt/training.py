@@ -65,6 +65,12 @@ class GPTModule(L.LightningModule):
             drop = torch.rand(codes.shape[0]) < self.loss_cfg.caption_dropout
         return build_sequences(self.gpt.vocab, codes, batch["text"], self.model_cfg.text_len, drop)
 
+    def training_flops(self, batch: dict) -> float:
+        """FLOPs of one training step on ``batch`` (forward + backward over its input tokens)."""
+        b, t, h, w = batch["codes"].shape
+        inputs = self.model_cfg.text_len + 2 + t * h * w  # BOS, caption, BOV, codes, EOV; minus the last
+        return b * inputs * self.gpt.flops_per_token(inputs)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         sequences = self._sequences(batch, drop_captions=True)
         loss, logs = next_token_loss(self.forward_model, sequences, self.loss_cfg, self.global_step)
@@ -108,12 +114,13 @@ class GPTModule(L.LightningModule):
             k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")
         }
 
-    def export(self, path: str | Path) -> Path:
+    def export(self, path: str | Path, training: dict | None = None) -> Path:
         """Weights (EMA when kept) + config + the tokenizer this GPT's codes came from."""
         extra = {
             "step": int(self.global_step),
             "val": self.last_val,
             "params": self.gpt.num_params(),
+            "training": training or {},
             "tokenizer": self.tokenizer_info,
         }
         return save_model_dir(path, "gpt", self.model_cfg.to_dict(), self.eval_gpt.state_dict(), extra)

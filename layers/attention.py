@@ -94,10 +94,8 @@ class Attention(nn.Module):
         flash = choose_backend(self.backend, probe) == "flash"
         self.cache = KVCache(batch, self.heads, length, self.head_dim, dtype, device, flash)
 
-    def forward(
-        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], start: int | None = None
-    ) -> torch.Tensor:
-        """x (B, N, C) -> (B, N, C). ``rope``: cos, sin (N, D // 2) for these N positions.
+    def forward(self, x: torch.Tensor, rope: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """x (B, N, C) -> (B, N, C). ``rope``: rotations (N, D // 2) complex for these N positions.
 
         ``start``: with a cache set up, x holds positions [start, start + N) and attends to
         every cached position before them (and causally among themselves).
@@ -106,7 +104,7 @@ class Attention(nn.Module):
         q, k, v = (
             self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )  # 3 x (B, H, N, D)
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k = apply_rope(q, rope), apply_rope(k, rope)
         backend = choose_backend(self.backend, x)
         if start is not None:
             if self.cache is None:

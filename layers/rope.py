@@ -24,10 +24,9 @@ def rope_dims(head_dim: int, kind: str) -> tuple[int, int, int]:
     return 2 * (pairs - h - w), 2 * h, 2 * w
 
 
-def rope_angles(
-    positions: torch.Tensor, head_dim: int, kind: str, base: float = 10000.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin, each (N, head_dim // 2), for ``positions`` (N, 3) int (t, h, w).
+def rope_angles(positions: torch.Tensor, head_dim: int, kind: str, base: float = 10000.0) -> torch.Tensor:
+    """Unit complex rotations e^(i theta), (N, head_dim // 2) complex64, for ``positions``
+    (N, 3) int (t, h, w); angles computed in float64.
 
     kind "1d": only the first coordinate is used, over all dimensions; "3d": t, h, w each
     rotate their own share of the dimensions.
@@ -40,12 +39,13 @@ def rope_angles(
         freqs = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
         angles.append(positions[:, axis, None].double() * freqs[None])
     theta = torch.cat(angles, dim=-1)
-    return theta.cos().float(), theta.sin().float()
+    return torch.polar(torch.ones_like(theta), theta).to(torch.complex64)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, N, D) by the angles (N, D // 2)."""
-    x_pairs = x.float().unflatten(-1, (-1, 2))
-    a, b = x_pairs[..., 0], x_pairs[..., 1]
-    rotated = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)
-    return rotated.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[2i], x[2i+1]) of x (B, H, N, D) by ``rotation`` (N, D // 2) complex:
+    each pair is a complex number a + ib, multiplied by its unit rotation (in float32)."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    if pairs.stride(-1) != 1 or any(s % 2 for s in pairs.stride()[:-1]):
+        pairs = pairs.contiguous()  # view_as_complex needs (re, im) adjacent
+    return torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2).type_as(x)

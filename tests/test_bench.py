@@ -1,6 +1,7 @@
 """The bench's new parts: generation cost (eval/cost.py), the loader and generation workloads,
 the printed targets and the GPU section's guard."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vtlm.bench.gpt_bench import run_gpt_bench
 from vtlm.bench.gpu_bench import SKIP_NOTE, run_gpu_bench
 from vtlm.bench.run import bench
 from vtlm.bench.targets import evaluate_targets, format_targets
@@ -124,6 +126,30 @@ def test_targets_hold_fail_or_are_not_measured_by_the_numbers():
     lines = format_targets(list(targets.values())).splitlines()
     assert len(lines) == 6
     assert "GPT sampling at batch 1 >= 2x HF GPT-2: not measured (peer missing: hf-gpt2)" in lines[2]
+
+
+def test_sampling_target_names_the_matmul_cap():
+    row = _row("gpt_sample_b1", 200.0, {"hf-gpt2": 160.0}, matmul_floor=240.0, fraction_of_floor=200 / 240)
+    (target,) = [t for t in evaluate_targets([row]) if t["id"] == "gpt_sample_b1"]
+    assert target["status"] == "does not hold" and target["margin"] == pytest.approx(1.25 / 2)
+    assert (
+        "cap any sampler of this model at 240 tokens/s, 1.50x the peer; vtlm runs at 83% of that cap"
+        in (target["detail"])
+    )
+
+
+def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
+    rows, notes = run_gpt_bench(quick=True)
+    by_id = {row["id"]: row for row in rows}
+    assert set(by_id) == {"gpt_train", "gpt_sample_b1", "gpt_sample_b8", "gpt_sample_b1_bf16"}
+    assert by_id["gpt_train"]["mfu"] > 0 and by_id["gpt_train"]["matmul_peak_gflops"] > 0
+    assert by_id["gpt_sample_b1_bf16"]["shape"]["dtype"] == "bfloat16"
+    for key in ("gpt_sample_b1", "gpt_sample_b1_bf16"):
+        row = by_id[key]
+        # the floor is the matrix-vector products alone: a whole sampler cannot be much faster
+        assert 0 < row["vtlm"] < 1.5 * row["matmul_floor"] and row["bandwidth_bound"] > 0
+    installed = {name for name in ("transformers", "x_transformers") if importlib.util.find_spec(name)}
+    assert len(notes) >= 2 - len(installed)
 
 
 def test_loader_ratio_uses_the_gpt_training_rate_of_the_same_run(tmp_path, monkeypatch):

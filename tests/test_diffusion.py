@@ -5,12 +5,14 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 
 from vtlm.diffusion.config import DiTConfig
 from vtlm.diffusion.config import preset as dit_preset
 from vtlm.diffusion.flow import FlowConfig, SamplerConfig, sample, training_loss
 from vtlm.diffusion.model import DiT, caption_batch
 from vtlm.generate.interface import load_generator
+from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.config import preset as gpt_preset
 from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig
@@ -121,10 +123,13 @@ def test_euler_integrates_a_known_flow_exactly():
     assert torch.allclose(out, target, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "base", "large"])
-def test_presets_match_the_gpt_within_5_percent(name):
-    gpt = GPT(replace(gpt_preset(name), codebook_size=4375, text_size=512)).num_params()
-    dit = DiT(replace(dit_preset(name), text_size=512, latent_dim=5)).num_params()
+@pytest.mark.parametrize(
+    "name, codes, channels",
+    [("mini", 1000, 4), ("tiny", 4375, 5), ("small", 4375, 5), ("base", 4375, 5), ("large", 4375, 5)],
+)
+def test_presets_match_the_gpt_within_5_percent(name, codes, channels):
+    gpt = GPT(replace(gpt_preset(name), codebook_size=codes, text_size=512)).num_params()
+    dit = DiT(replace(dit_preset(name), text_size=512, latent_dim=channels)).num_params()
     assert abs(dit - gpt) / gpt < 0.05, (dit, gpt)
 
 
@@ -152,3 +157,21 @@ def test_debug_fit_lowers_the_loss_and_samples_through_the_shared_interface(
     long = diffusion.generate(["a blue square"], 25, seed=0)  # 7 latent frames: the window slides
     assert long.shape == (1, 3, 25, 32, 32)
     assert torch.equal(long, diffusion.generate(["a blue square"], 25, seed=0))
+
+
+def test_both_generators_export_their_training_seconds_and_flops(debug_gpt_run, debug_diffusion_run):
+    """Training compute is recorded the same way for both families: 30 steps of 8 windows."""
+    figures = {}
+    for kind, run in (("gpt", debug_gpt_run), ("diffusion", debug_diffusion_run)):
+        meta = yaml.safe_load((run / kind / "config.yaml").read_text())
+        window = yaml.safe_load((run / "run.yaml").read_text())["data"]["window"]
+        if kind == "gpt":
+            cfg = GPTConfig.from_dict(meta["config"])
+            inputs = cfg.text_len + 2 + window * cfg.frame_tokens
+            per_step = 8 * inputs * GPT(cfg).flops_per_token(inputs)
+        else:
+            per_step = 8 * DiT(DiTConfig.from_dict(meta["config"])).flops_per_example(window)
+        training = meta["training"]
+        assert training["steps"] == 30 and training["seconds"] > 0
+        assert training["flops"] == pytest.approx(30 * per_step, rel=1e-9)
+        figures[kind] = training

@@ -96,7 +96,7 @@ def test_eval_compare_writes_every_report_file(debug_gpt_run, debug_diffusion_ru
         ["eval", "compare", str(debug_gpt_run / "gpt"), str(debug_diffusion_run / "diffusion"), "--out", str(out),
          "--eval.protocols", "[shapes-recon, shapes-t2v, shapes-cont5, shapes-rollout]", "--eval.seeds", "[0, 1]",
          "--eval.num_clips", "3", "--eval.samples_per_clip", "2", "--eval.bootstrap", "100",
-         "--eval.sampling.diffusion_steps", "[4]", "--eval.sampling.gpt_temperatures", "[]",
+         "--eval.protocol_clips", "{shapes-rollout: 2}", "--eval.sampling.diffusion_steps", "[4]", "--eval.sampling.gpt_temperatures", "[]",
          "--eval.sampling.diffusion.steps", "2", "--eval.cost_repeats", "1",
          "--eval.classifier_cache", str(tmp_path / "cache"), "--eval.classifier_steps", "20"]
     )  # fmt: skip
@@ -120,10 +120,14 @@ def test_eval_compare_writes_every_report_file(debug_gpt_run, debug_diffusion_ru
         r for r in results["results"] if r["protocol"] == "shapes-rollout" and r["variant"] == "chaining"
     )
     assert len(rollout["curves"]["psnr"]["mean"]) == 60 and "psnr" in rollout["drift"]
+    assert rollout["metrics"]["psnr"]["n"] == 2  # the per-protocol cap under num_clips
     assert any("FVD: not computed" in note for note in results["not_computed"])
     for grid in results["sample_grids"]:
         assert (out / grid["file"]).is_file()
     assert results["generators"]["gpt"]["params"] > 0 and results["tokenizer"]["sha256"]
+    for gen in ("gpt", "diffusion"):  # training compute, recorded the same way for both
+        training = results["generators"][gen]["training"]
+        assert training["steps"] == 30 and training["seconds"] > 0 and training["flops"] > 0
 
 
 def test_compare_refuses_generators_with_different_tokenizers(debug_gpt_run, debug_diffusion_run, tmp_path):

@@ -16,7 +16,7 @@ from vtlm.generate.interface import load_generator
 from vtlm.gpt.config import GPTConfig, preset
 from vtlm.gpt.model import GPT
 from vtlm.gpt.objective import GPTLossConfig, build_sequences, corrupt_video_inputs, next_token_loss
-from vtlm.gpt.sampling import SamplingConfig, filter_logits, sample_codes
+from vtlm.gpt.sampling import SamplingConfig, choose, filter_logits, sample_codes
 from vtlm.gpt.vocab import Vocab, prefix_ids, sequence_positions
 from vtlm.layers.attention import choose_backend
 
@@ -79,6 +79,25 @@ def test_a_future_token_never_changes_an_earlier_logit():
     assert not torch.allclose(out[:, 12:], base[:, 12:])
 
 
+@pytest.mark.parametrize("kind", ["1d", "3d"])
+def test_rope_scores_depend_on_the_offset_only(kind):
+    """<R(m) q, R(n) k> is a function of m - n, per axis; rotations keep norms."""
+    from vtlm.layers.rope import apply_rope, rope_angles
+
+    q, k = torch.randn(1, 1, 1, 24, dtype=torch.float64).float(), torch.randn(1, 1, 1, 24).float()
+
+    def score(m, n):
+        rotations = rope_angles(torch.tensor([m, n]), 24, kind)
+        return (apply_rope(q, rotations[:1]) * apply_rope(k, rotations[1:])).sum().item()
+
+    m, n, shift = [2, 5, 1], [7, 3, 4], [11, 6, 9]
+    shifted = ([a + s for a, s in zip(m, shift)], [a + s for a, s in zip(n, shift)])
+    assert score(m, n) == pytest.approx(score(*shifted), abs=1e-4)
+    assert score(m, n) != pytest.approx(score(m, [n[0] + 1, n[1], n[2]]), abs=1e-3)
+    rotated = apply_rope(q, rope_angles(torch.tensor([m]), 24, kind))
+    assert rotated.norm().item() == pytest.approx(q.norm().item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("rope", ["3d", "1d"])
 def test_cached_greedy_decoding_gives_the_tokens_of_the_full_forward(rope):
     model = randomized(replace(TINY, rope=rope))
@@ -137,6 +156,18 @@ def test_top_k_top_p_filtering():
     )
     kept = torch.isfinite(filter_logits(logits, 0, 0.7)[0])
     assert kept.tolist() == [True, True, False, False]  # p(4) = 0.64 < 0.7, so the second is kept too
+
+
+@pytest.mark.parametrize("top_k, top_p", [(5, 1.0), (5, 0.6), (0, 0.6), (0, 1.0)])
+def test_choose_draws_from_the_filtered_distribution(top_k, top_p):
+    """The top-k fast path (a draw among the k best) has the distribution of the masked softmax."""
+    logits = torch.randn(1, 40, generator=torch.Generator().manual_seed(3)) * 2
+    cfg = SamplingConfig(temperature=0.8, top_k=top_k, top_p=top_p)
+    want = filter_logits(logits / 0.8, top_k, top_p).softmax(dim=-1)[0]
+    draws = choose(logits.expand(20000, -1), cfg, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=40).double() / draws.numel()
+    assert freq[want == 0].sum() == 0  # never outside the kept set
+    assert (freq - want).abs().max() < 0.015  # 20000 draws: ~0.0035 standard error at most
 
 
 def test_context_corruption_touches_only_video_inputs():

@@ -190,6 +190,23 @@ def test_markdown_has_the_tables_kinds_and_notes(report):
     assert "<script>" not in text and "&lt;script&gt;" in text  # captions are escaped
 
 
+def test_headline_lists_every_protocol_default_with_its_figures(report):
+    text = report["paths"]["markdown"].read_text()
+    table = text.split("## Headline\n\n")[1].split("\n\n")[0].splitlines()
+    header = [c.strip().split(" ")[0] for c in table[0].strip("|").split("|")]
+    rows = [r for r in report["results"]["results"] if r["variant"] in ("default", "sliding", "chaining")]
+    assert header[:4] == ["protocol", "generator", "variant", "psnr"] and header[-1] == "s"
+    assert len(table) == 2 + len(rows)
+    for row, line in zip(rows, table[2:]):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[:3] == [row["protocol"], row["generator"], row["variant"]]
+        if "psnr" in row["metrics"]:
+            assert _numbers(cells[3])[0] == pytest.approx(row["metrics"]["psnr"]["mean"], abs=0.1)
+        else:  # text-to-video has no frame-by-frame truth
+            assert cells[3] == "—"
+    assert "Headline" in report["paths"]["html"].read_text()
+
+
 def test_results_json_written_when_absent_and_kept_when_present(report, tmp_path):
     assert json.loads(report["paths"]["results"].read_text()) == report["results"]
     (tmp_path / "results.json").write_text("{}")

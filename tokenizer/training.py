@@ -168,12 +168,13 @@ class TokenizerModule(L.LightningModule):
         write_mp4(stem.with_suffix(".mp4"), grid, fps=6)
 
     # -- export -----------------------------------------------------------------------------
-    def export(self, path: str | Path) -> Path:
+    def export(self, path: str | Path, training: dict | None = None) -> Path:
         """Write the evaluated weights and the config as a model directory (load_tokenizer reads it)."""
         extra = {
             "step": int(self.global_step),
             "val": self.last_val,
             "params": count_parameters(self.tokenizer),
+            "training": training or {},
         }
         return save_model_dir(
             path, "tokenizer", self.model_cfg.to_dict(), self.eval_tokenizer.state_dict(), extra

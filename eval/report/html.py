@@ -28,6 +28,7 @@ from vtlm.eval.report.markdown import (
     describe_value,
     drift_table,
     generator_table,
+    headline_table,
     interval_sentence,
     kind_lines,
     metric_names,
@@ -41,7 +42,7 @@ MEDIA_TYPES = {".mp4": "video/mp4", ".webm": "video/webm", ".gif": "image/gif", 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1280px; padding: 1em 2em; color: #222; }
 h1 { margin-bottom: .2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .6em 0; font-size: 13px; }
+table { border-collapse: collapse; margin: .6em 0; font-size: 13px; display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
 th { background: #f2f2f2; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
 .meta td, .meta th { text-align: left; white-space: normal; }
@@ -241,6 +242,8 @@ def render_html(results: dict, out_dir: Path, primary_metric: str | None = None)
         + ("".join(f"<li>{escape(str(n))}</li>" for n in notes) or "<li>everything was computed</li>")
         + "</ul></section>",
         '<section id="generators"><h2>Generators</h2>' + _table(*generator_table(results.get("generators") or {})) + "</section>",
+        '<section id="headline"><h2>Headline</h2>' + _table(*headline_table(results))
+        + f'<p class="note">{escape(interval_sentence(settings))} Every figure: the protocol sections below.</p></section>',
     ]  # fmt: skip
     for index, protocol in enumerate(protocol_names(results)):
         out.append(_protocol_section(results, index, protocol, out_dir, primary_metric))

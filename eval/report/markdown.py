@@ -180,6 +180,38 @@ def quality_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
+# The headline: a few figures of every protocol side by side (all figures are in the sections).
+HEADLINE_METRICS = (
+    "psnr",
+    "ssim",
+    "adherence_colors",
+    "caption_adherence",
+    "position_error",
+    "classifier_fd",
+)
+
+
+def headline_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and cells: one line per protocol and default variant (rollouts: per strategy),
+    the headline metrics some line reports, and seconds per clip."""
+    rows = [
+        row
+        for protocol in protocol_names(results)
+        for row in protocol_rows(results, protocol)
+        if row["variant"] in ("default", "sliding", "chaining")
+    ]
+    names = [n for n in HEADLINE_METRICS if any(n in (row.get("metrics") or {}) for row in rows)]
+    figures = [[(row.get("metrics") or {}).get(n) for n in names] for row in rows]
+    decimals = [max((figure_decimals(f[j]) for f in figures if f[j]), default=0) for j in range(len(names))]
+    header = ["protocol", "generator", "variant", *(metric_header(rows, n) for n in names), "s / clip"]
+    cells = [
+        [row["protocol"], row["generator"], row["variant"], *map(format_figure, line, decimals),
+         format_number((row.get("cost") or {}).get("seconds_per_clip"))]
+        for row, line in zip(rows, figures)
+    ]  # fmt: skip
+    return header, cells
+
+
 def cost_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the sampling cost, only the columns some row reports."""
     columns = [(k, t) for k, t in COST_COLUMNS if any(k in (row.get("cost") or {}) for row in rows)]
@@ -286,6 +318,13 @@ def render_markdown(results: dict) -> str:
     ]
     out += ["", "## Generators", ""]
     out += _md_table(*generator_table(results.get("generators") or {}))
+    out += ["", "## Headline", ""] + _md_table(*headline_table(results))
+    out += [
+        "",
+        interval_sentence(settings),
+        "Every figure and every metric: the protocol sections below.",
+        "",
+    ]
     for protocol in protocol_names(results):
         out += _markdown_protocol(results, protocol)
     return "\n".join(out).rstrip() + "\n"
