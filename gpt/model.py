@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from vtlm.layers.attention import Attention
-from vtlm.layers.basic import RMSNorm, SwiGLU
+from vtlm.layers.basic import RMSNorm, SwiGLU, keep_transposed, linear
 from vtlm.layers.rope import rope_angles
 
 from .config import GPTConfig
@@ -63,13 +63,18 @@ class GPT(nn.Module):
         x = self.embed(ids)
         for block in self.blocks:
             x = block(x, rope, start)
-        return self.head(self.norm(x))
+        return linear(self.norm(x), self.head)
 
     def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:
-        """Preallocate every layer's KV cache once, for ``batch`` sequences of ``length``."""
+        """Preallocate every layer's KV cache once, for ``batch`` sequences of ``length``.
+
+        Single-sequence float32 decoding on CPU also keeps transposed copies of the weights
+        (``vtlm.layers.basic.linear``), made here from the current weights.
+        """
         weight = self.embed.weight
         for block in self.blocks:
             block.attn.setup_cache(batch, length or self.cfg.max_len, dtype or weight.dtype, weight.device)
+        keep_transposed(self, batch == 1 and weight.device.type == "cpu" and weight.dtype == torch.float32)
 
     def num_params(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .basic import linear
 from .rope import apply_rope
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class Attention(nn.Module):
         """
         b, n, _ = x.shape
         q, k, v = (
-            self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            linear(x, self.qkv).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         )  # 3 x (B, H, N, D)
         q, k = apply_rope(q, rope), apply_rope(k, rope)
         backend = choose_backend(self.backend, x)
@@ -110,13 +111,13 @@ class Attention(nn.Module):
             if self.cache is None:
                 raise RuntimeError("Attention: call setup_cache before decoding with start=")
             if self.cache.flash:
-                return self.proj(self._flash_cached(q, k, v, start).reshape(b, n, -1))
+                return linear(self._flash_cached(q, k, v, start).reshape(b, n, -1), self.proj)
             k, v = self.cache.write(k, v, start)
         if backend == "flash" and start is None:
             from flash_attn import flash_attn_func
 
             y = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=self.causal)
-            return self.proj(y.reshape(b, n, -1))
+            return linear(y.reshape(b, n, -1), self.proj)
         mask, causal = None, self.causal
         if causal and start is not None and start > 0:
             if n == 1:
@@ -125,7 +126,7 @@ class Attention(nn.Module):
                 rows = torch.arange(n, device=x.device)[:, None] + start
                 mask, causal = rows >= torch.arange(start + n, device=x.device)[None], False
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-        return self.proj(y.transpose(1, 2).reshape(b, n, -1))
+        return linear(y.transpose(1, 2).reshape(b, n, -1), self.proj)
 
     def _flash_cached(self, q, k, v, start: int) -> torch.Tensor:
         from flash_attn import flash_attn_with_kvcache

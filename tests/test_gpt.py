@@ -99,9 +99,9 @@ def test_rope_scores_depend_on_the_offset_only(kind):
 
 
 @pytest.mark.parametrize("rope", ["3d", "1d"])
-def test_cached_greedy_decoding_gives_the_tokens_of_the_full_forward(rope):
+@pytest.mark.parametrize("captions", [[[10, 11], [12]], [[10, 11]]])  # batch 1: transposed weights
+def test_cached_greedy_decoding_gives_the_tokens_of_the_full_forward(rope, captions):
     model = randomized(replace(TINY, rope=rope))
-    captions = [[10, 11], [12]]
     cached = sample_codes(model, captions, 3, SamplingConfig(temperature=0))
     ids = prefix_ids(model.vocab, captions, 4)
     positions = sequence_positions(4, 3, 2, 3, with_eov=False)
@@ -109,6 +109,19 @@ def test_cached_greedy_decoding_gives_the_tokens_of_the_full_forward(rope):
         logits = model(ids, positions[: ids.shape[1]])[:, -1, 300:350]
         ids = torch.cat([ids, logits.argmax(-1)[:, None] + 300], dim=1)
     assert torch.equal(cached.flatten(1), ids[:, 6:] - 300)
+    transposed = [m.transposed_weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert all((t is not None) == (len(captions) == 1) for t in transposed)
+
+
+def test_single_row_linear_uses_the_transposed_copy_and_matches():
+    from vtlm.layers.basic import keep_transposed, linear
+
+    layer = torch.nn.Linear(16, 24, bias=False)
+    keep_transposed(layer, True)
+    x = torch.randn(1, 1, 16)
+    assert torch.allclose(linear(x, layer), layer(x), atol=1e-6)
+    layer.transposed_weight = torch.zeros(16, 24)  # proves which path a call took
+    assert linear(x, layer).abs().sum() == 0 and linear(torch.randn(2, 16), layer).abs().sum() > 0
 
 
 def test_cfg_scale_one_equals_conditional_sampling_and_guidance_changes_it():
