@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, choose
+from vtlm.layers.cross_entropy import linear_cross_entropy
 
 from .timing import measure
 
@@ -175,9 +176,11 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         loss.backward()
         optimizer.step()
 
-    def our_loss(batch):
-        logits = ours(batch[:, :-1], _positions(batch.shape[1] - 1))
-        return F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+    def our_loss(batch):  # vtlm's training loss: logits chunk by chunk from the last hidden states
+        states = ours.hidden(batch[:, :-1], _positions(batch.shape[1] - 1)).flatten(0, 1)
+        targets = batch[:, 1:].flatten()
+        weights = torch.full(targets.shape, 1 / targets.numel())
+        return linear_cross_entropy(states, ours.head.weight, targets, weights)[0]
 
     train = {}
     for name, (model, loss_fn) in {

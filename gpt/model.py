@@ -57,13 +57,18 @@ class GPT(nn.Module):
 
         ``start``: decoding with the caches set up; ids are positions [start, start + N).
         """
+        return linear(self.hidden(ids, positions, start), self.head)
+
+    def hidden(self, ids: torch.Tensor, positions: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """The normalized last hidden states (B, N, dim) that the output layer ``head`` maps to
+        logits (training computes its loss from them chunk by chunk)."""
         rope = rope_angles(
             positions.to(ids.device), self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base
         )
         x = self.embed(ids)
         for block in self.blocks:
             x = block(x, rope, start)
-        return linear(self.norm(x), self.head)
+        return self.norm(x)
 
     def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:
         """Preallocate every layer's KV cache once, for ``batch`` sequences of ``length``.

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vtlm.layers.cross_entropy import linear_cross_entropy
+
 from .vocab import Vocab, prefix_ids, sequence_positions
 
 
@@ -88,20 +90,29 @@ def corrupt_video_inputs(
 
 
 def next_token_loss(
-    model, batch: Batch, cfg: GPTLossConfig, step: int
+    model, batch: Batch, cfg: GPTLossConfig, step: int, hidden=None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Loss (scalar) and logs: video loss in nats and bits per video token, text loss."""
+    """Loss (scalar) and logs: video loss in nats and bits per video token, text loss.
+
+    The loss is the mean over video targets, plus ``text_loss_weight`` times the mean over
+    caption targets; logits are computed only for the targets with a weight, chunk by chunk
+    (``vtlm.layers.cross_entropy``). ``hidden``: the function giving the GPT's last hidden
+    states (a compiled one, say); ``model.hidden`` by default.
+    """
     inputs = corrupt_video_inputs(batch.ids[:, :-1], batch.video_targets, model.vocab, cfg.corruption(step))
-    logits = model(inputs, batch.positions[:-1])
+    states = (hidden or model.hidden)(inputs, batch.positions[:-1])  # (B, L - 1, C)
     targets = batch.ids[:, 1:]
-    token_loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none").view(
-        targets.shape
+    video = batch.video_targets[None].expand_as(targets)
+    weights = video.float() / video.sum().clamp(min=1)
+    use_text = cfg.text_loss_weight > 0 and bool(batch.text_targets.any())
+    if use_text:
+        weights = weights + cfg.text_loss_weight * batch.text_targets.float() / batch.text_targets.sum()
+    keep = weights.flatten() > 0
+    loss, rows = linear_cross_entropy(
+        states.flatten(0, 1)[keep], model.head.weight, targets.flatten()[keep], weights.flatten()[keep]
     )
-    video_loss = token_loss[:, batch.video_targets].mean()
-    loss = video_loss
-    logs = {"video_loss": video_loss.detach(), "bits_per_video_token": video_loss.detach() / math.log(2)}
-    if cfg.text_loss_weight > 0 and batch.text_targets.any():
-        text_loss = token_loss[batch.text_targets].mean()
-        loss = loss + cfg.text_loss_weight * text_loss
-        logs["text_loss"] = text_loss.detach()
+    video_loss = rows[video.flatten()[keep]].mean()
+    logs = {"video_loss": video_loss, "bits_per_video_token": video_loss / math.log(2)}
+    if use_text:
+        logs["text_loss"] = rows[batch.text_targets.flatten()[keep]].mean()
     return loss, logs

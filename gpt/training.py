@@ -47,7 +47,7 @@ class GPTModule(L.LightningModule):
         self.model_cfg, self.loss_cfg, self.optim_cfg, self.total_steps = model, loss, optim, total_steps
         self.gpt = GPT(model)
         self.ema = EMA(self.gpt, ema_decay) if ema_decay else None
-        self.forward_model = torch.compile(self.gpt) if compile else self.gpt
+        self.forward_hidden = torch.compile(self.gpt.hidden) if compile else self.gpt.hidden
         self.tokenizer_info = tokenizer or {}
         self.grad_watch = GradNormWatch("gpt")
         self.last_val: dict[str, float] = {}
@@ -73,7 +73,9 @@ class GPTModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         sequences = self._sequences(batch, drop_captions=True)
-        loss, logs = next_token_loss(self.forward_model, sequences, self.loss_cfg, self.global_step)
+        loss, logs = next_token_loss(
+            self.gpt, sequences, self.loss_cfg, self.global_step, self.forward_hidden
+        )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"gpt: non-finite loss {float(loss.detach())} at step {self.global_step}; stopping, the last checkpoint is kept"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from tests.conftest import generator_fit_args
 from vtlm.data.video_io import get_backend
@@ -65,6 +66,32 @@ def test_loss_at_init_is_close_to_ln_vocab():
     loss, logs = next_token_loss(model, batch, GPTLossConfig(), 0)
     assert abs(float(loss) - math.log(model.vocab.size)) < 0.15
     assert float(logs["bits_per_video_token"]) == pytest.approx(float(loss) / math.log(2))
+
+
+@pytest.mark.parametrize("text_loss_weight", [0.0, 0.5])
+def test_chunked_loss_and_gradients_equal_the_full_logits_reference(text_loss_weight):
+    model = randomized()
+    codes = torch.randint(0, 50, (3, 3, 2, 3))
+    batch = build_sequences(model.vocab, codes, [[7, 8], [9], [10, 11, 12]], 4, None)
+    cfg = GPTLossConfig(text_loss_weight=text_loss_weight)
+    loss, logs = next_token_loss(model, batch, cfg, 0)
+    loss.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    token = F.cross_entropy(
+        model(batch.ids[:, :-1], batch.positions[:-1]).flatten(0, 1),
+        batch.ids[:, 1:].flatten(),
+        reduction="none",
+    ).view(3, -1)
+    want = token[:, batch.video_targets].mean() + text_loss_weight * token[batch.text_targets].mean()
+    want.backward()
+    assert float(loss.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    assert float(logs["video_loss"]) == pytest.approx(
+        float(token[:, batch.video_targets].mean().detach()), rel=1e-5
+    )
+    assert ("text_loss" in logs) == (text_loss_weight > 0)
+    for got, p in zip(grads, model.parameters()):
+        assert torch.allclose(got, p.grad, atol=1e-6, rtol=1e-4)
 
 
 def test_a_future_token_never_changes_an_earlier_logit():
@@ -306,3 +333,24 @@ def test_a_second_fit_resumes_from_the_last_checkpoint(token_pipeline, tmp_path)
         if r.get("train/video_loss")
     ]
     assert max(steps) >= 8  # the log goes on past the first run's last step
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_linear_cross_entropy_matches_the_reference_in_float64(chunk):
+    from vtlm.layers.cross_entropy import linear_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(150, 24, generator=gen, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(40, 24, generator=gen, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 40, (150,), generator=gen)
+    row_weights = torch.rand(150, generator=gen, dtype=torch.float64) * (torch.arange(150) % 3 > 0)
+    total, rows = linear_cross_entropy(hidden, weight, targets, row_weights, chunk)
+    (2.5 * total).backward()
+    got = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    reference = F.cross_entropy(hidden @ weight.t(), targets, reduction="none")
+    (2.5 * (reference * row_weights).sum()).backward()
+    assert torch.allclose(rows.double(), reference.detach(), atol=1e-5) and not rows.requires_grad
+    assert torch.allclose(got[0], hidden.grad, atol=1e-5) and torch.allclose(got[1], weight.grad, atol=1e-5)
+    with torch.no_grad():  # no gradients wanted: the same losses
+        assert torch.equal(linear_cross_entropy(hidden, weight, targets, row_weights, chunk)[1], rows)

@@ -42,9 +42,11 @@ class Poison(Callback):
 def with_callbacks(monkeypatch):
     """Make every `vtlm ... fit` in the test build its trainer with these extra callbacks."""
 
-    def install(*callbacks):
+    def install(*extra):
         build = runs.build_trainer
-        monkeypatch.setattr(runs, "build_trainer", lambda cfg: build(cfg, callbacks=list(callbacks)))
+        monkeypatch.setattr(
+            runs, "build_trainer", lambda cfg, callbacks=(): build(cfg, callbacks=[*callbacks, *extra])
+        )
 
     return install
 

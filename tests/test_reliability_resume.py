@@ -42,7 +42,7 @@ class Stall(Callback):
 
 
 build = runs.build_trainer
-runs.build_trainer = lambda cfg: build(cfg, callbacks=[Stall()])
+runs.build_trainer = lambda cfg, callbacks=(): build(cfg, callbacks=[*callbacks, Stall()])
 from vtlm.cli.main import main
 main(sys.argv[1:])
 """
