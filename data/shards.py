@@ -39,7 +39,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -149,18 +151,23 @@ def done_keys(out_dir: str | os.PathLike) -> set[str]:
     return keys
 
 
-def _atomic_write(path: Path, data: bytes | memoryview) -> None:
-    """Write to a hidden temporary name beside ``path``, fsync, then rename over it."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(handle)`` into a hidden temporary name beside ``path`` (``.NAME.tmpPID``), fsync,
+    then rename over ``path``: readers see the old file or the whole new one, never a part."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _atomic_write(path: Path, data: bytes | memoryview) -> None:
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 class ShardWriter:
