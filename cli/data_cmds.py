@@ -1,4 +1,5 @@
-"""``vtlm data ...``: write built-in datasets, inspect folders of videos, train caption text models."""
+"""``vtlm data ...``: write built-in datasets, prepare downloaded standard sets, inspect folders of
+videos, train caption text models."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from vtlm.data.inspect import format_summary, inspect_folder
 from vtlm.data.manifest import read_manifest
+from vtlm.data.prepare import PrepareConfig, SetName
 from vtlm.data.synthetic import SyntheticConfig, render_clip, write_synthetic
 from vtlm.data.text import TextTokenizer, train_text_tokenizer
 
@@ -99,4 +101,35 @@ def train_text(
     return str(path)
 
 
-COMMANDS = {"make-synthetic": make_synthetic, "inspect": inspect, "train-text": train_text}
+def prepare(name: SetName, source: str, out: str, options: PrepareConfig = PrepareConfig()) -> str:
+    """Put a standard data set you downloaded into vtlm's folder layout, with its official splits.
+
+    Writes OUT/<split>/... (videos linked or copied from SOURCE; BAIR and Moving MNIST written
+    as mp4), OUT/manifest.jsonl (path, caption, split) and OUT/prepared.json (source, counts per
+    split, every failure with its reason). Missing or broken source files are counted, not fatal.
+
+    Args:
+        name: ucf101, ssv2, kinetics600, bair or mmnist.
+        source: the extracted download: a folder (for mmnist, the .npy file or its folder).
+        out: the prepared folder to write (a re-run keeps what is already there).
+        options: file linking, video checks, held-out val share, limits, workers, set options.
+    """
+    from vtlm.data.prepare import prepare_set
+
+    record = prepare_set(name, source, out, options)
+    counts = ", ".join(f"{split} {n}" for split, n in record["counts"].items())
+    print(f"prepared {name} in {record['out']}: {counts}")
+    if record["failed"]:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(record["failures_by_kind"].items()))
+        first = record["failures"][0]
+        print(f"  {record['failed']} failures ({kinds}), e.g. {first['item']}: {first['reason']}")
+    print(f"  details in {Path(record['out']) / 'prepared.json'}")
+    return str(Path(record["out"]) / "manifest.jsonl")
+
+
+COMMANDS = {
+    "make-synthetic": make_synthetic,
+    "prepare": prepare,
+    "inspect": inspect,
+    "train-text": train_text,
+}
