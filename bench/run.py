@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vtlm.common.machine import machine
+
 from .data_bench import run_data_bench
 from .generation_bench import run_generation_bench
 from .gpt_bench import run_gpt_bench
 from .gpu_bench import run_gpu_bench
 from .loader_bench import run_loader_bench
 from .targets import evaluate_targets, format_targets
-from .timing import machine
 from .tokenizer_bench import run_tokenizer_bench
 
 WORKLOADS = ("data", "tokenizer", "gpt", "loader", "generation", "gpu")

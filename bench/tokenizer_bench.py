@@ -14,8 +14,8 @@ import types
 
 import torch
 
+from vtlm.common.pixel_metrics import psnr_per_frame
 from vtlm.data.synthetic import ShapesConfig, SyntheticConfig, SyntheticDataset
-from vtlm.eval.metrics import psnr_per_frame
 from vtlm.tokenizer.config import TokenizerConfig
 from vtlm.tokenizer.model import VideoTokenizer
 from vtlm.tokenizer.objective import LossConfig, TokenizerObjective

@@ -17,13 +17,13 @@ import torch
 from vtlm.data.synthetic import SyntheticConfig
 from vtlm.data.writers import to_uint8
 
-from .adherence import caption_adherence
-from .aggregate import Aggregator
-from .classifier import ClassifierConfig, features, load_or_train, predict
-from .clips import HeldOut
-from .frechet import frechet_from_features
-from .fvd import FVD_MISSING, MIN_FRAMES, FVDConfig, fvd_from_features, i3d_features, load_i3d
-from .protocols import Protocol
+from .adherence.captions import caption_adherence
+from .adherence.classifier import ClassifierConfig, features, load_or_train, predict
+from .metrics.frechet import frechet_from_features
+from .metrics.fvd import FVD_MISSING, MIN_FRAMES, FVDConfig, fvd_from_features, i3d_features, load_i3d
+from .protocols.clips import HeldOut
+from .protocols.registry import Protocol
+from .stats.aggregate import Aggregator
 
 CLASSIFIER_FD = "classifier_fd"  # not FVD: a Frechet distance in vtlm's own classifier's features
 

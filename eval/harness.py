@@ -21,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vtlm.bench.timing import machine
+from vtlm.common.machine import machine
 from vtlm.data.synthetic import SyntheticConfig
 from vtlm.tokenizer.model import VideoTokenizer
 
-from .aggregate import Aggregator
-from .clips import HeldOut, load_held_out, synthetic_from_run
 from .cost import measure_generation
 from .features import FeatureSets
 from .generation import extend, generate_batched
@@ -39,18 +37,20 @@ from .generators import (
     names_for,
     sweep_variants,
 )
-from .likelihood import bits_per_video_token
-from .protocols import Protocol, fit_to_stride, get_protocol
+from .metrics.likelihood import bits_per_video_token
+from .protocols.clips import HeldOut, load_held_out, synthetic_from_run
+from .protocols.registry import Protocol, fit_to_stride, get_protocol
 from .samples import write_grid
 from .scoring import METRICS, score_clips
-from .summary import drift_block, training_block
+from .stats.aggregate import Aggregator
+from .stats.summary import drift_block, training_block
 
 
 @dataclass
 class EvalConfig:
     """What to run, on what data, how many times, and how figures are summarized."""
 
-    # Protocol names (see vtlm.eval.protocols.PROTOCOLS).
+    # Protocol names (see vtlm.eval.protocols.registry.PROTOCOLS).
     protocols: list[str] = field(
         default_factory=lambda: ["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"]
     )

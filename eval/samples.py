@@ -8,8 +8,8 @@ import torch
 
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_mp4, write_png
 
-from .clips import HeldOut
-from .protocols import Protocol
+from .protocols.clips import HeldOut
+from .protocols.registry import Protocol
 
 
 def write_grid(

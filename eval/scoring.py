@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vtlm.common.pixel_metrics import DATA_RANGE, mse_per_frame, psnr_per_frame, ssim_per_frame
 from vtlm.data.synthetic.shapes import COLOR_NAMES
 from vtlm.data.writers import to_uint8
 
-from .metrics import DATA_RANGE, mse_per_frame, psnr_per_frame, ssim_per_frame
-from .physics_iq import MotionMaskConfig, physics_iq_per_clip
-from .temporal import flicker
-from .track_scores import compare_tracks
-from .tracker import reference_from_labels, track
+from .metrics.physics_iq import MotionMaskConfig, physics_iq_per_clip
+from .metrics.temporal import flicker
+from .physics.track_scores import compare_tracks
+from .physics.tracker import reference_from_labels, track
 
 #: name -> (unit, higher is better) for every per-clip or per-frame metric this module makes
 METRICS = {
@@ -92,7 +92,7 @@ def tracker_scores(generated: torch.Tensor, labels: list[dict], first: int) -> d
     Per frame (N, F): position_error (px; NaN where an object vanished), presence,
     color_kept, shape_kept; per clip (N,): wall_bounce_recall, collision_recall (NaN for a
     clip without such events in the scored frames), identity_swaps, spurious_bounces
-    (reversals no true event explains). See ``vtlm.eval.track_scores.compare_tracks``.
+    (reversals no true event explains). See ``vtlm.eval.physics.track_scores.compare_tracks``.
     """
     frames = to_uint8(generated)  # (N, T, R, R, 3)
     out: dict[str, list] = {}

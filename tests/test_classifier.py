@@ -16,8 +16,8 @@ from vtlm.data.synthetic.captions import DIRECTIONS, direction_word
 from vtlm.data.synthetic.shapes import COLOR_NAMES, PALETTE
 from vtlm.data.video_io import get_backend
 from vtlm.data.writers import write_mp4
-from vtlm.eval.adherence import caption_adherence, direction_votes, motion_direction
-from vtlm.eval.classifier import (
+from vtlm.eval.adherence.captions import caption_adherence, direction_votes, motion_direction
+from vtlm.eval.adherence.classifier import (
     ClassifierConfig,
     _augment,
     _targets,
@@ -235,7 +235,7 @@ def test_cache_loads_instead_of_training_and_keys_follow_the_config(tmp_path, mo
     assert meta["config"] == TINY.to_dict() and set(meta["heldout"]) >= {"presence", "shape", "colors"}
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folders left
 
-    import vtlm.eval.classifier as module
+    import vtlm.eval.adherence.classifier as module
 
     monkeypatch.setattr(module, "train_classifier", lambda *a: pytest.fail("trained again"))
     second = load_or_train(TINY, tmp_path)

@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from vtlm.eval.aggregate import Aggregator
 from vtlm.eval.generation import chain
-from vtlm.eval.protocols import PROTOCOLS, Protocol, fit_to_stride, get_protocol
+from vtlm.eval.protocols.registry import PROTOCOLS, Protocol, fit_to_stride, get_protocol
+from vtlm.eval.stats.aggregate import Aggregator
 
 
 def test_fit_to_stride_never_gives_more_context_than_the_protocol():

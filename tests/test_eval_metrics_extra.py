@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from vtlm.eval.drift import drift_summary
-from vtlm.eval.physics_iq import (
+from vtlm.eval.metrics.physics_iq import (
     MotionMaskConfig,
     motion_masks,
     physics_iq_per_clip,
     physics_iq_scores,
     physics_iq_scores_batch,
 )
-from vtlm.eval.stats import best_of_n, bootstrap_ci, summarize
-from vtlm.eval.temporal import flicker, flicker_ratio
+from vtlm.eval.metrics.temporal import flicker, flicker_ratio
+from vtlm.eval.stats.bootstrap import best_of_n, bootstrap_ci, summarize
+from vtlm.eval.stats.drift import drift_summary
 
 T, H, W = 10, 48, 64
 

@@ -13,8 +13,8 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from vtlm.eval.frechet import frechet_distance, frechet_from_features, gaussian_stats, kernel_distance
-from vtlm.eval.fvd import (
+from vtlm.eval.metrics.frechet import frechet_distance, frechet_from_features, gaussian_stats, kernel_distance
+from vtlm.eval.metrics.fvd import (
     FVD_MISSING,
     FVDConfig,
     compute_fvd,

@@ -23,8 +23,8 @@ from vtlm.data.synthetic.render import (
 from vtlm.data.synthetic.shapes import COLOR_NAMES, PALETTE
 from vtlm.data.video_io import get_backend
 from vtlm.data.writers import write_mp4
-from vtlm.eval.track_scores import compare_tracks, detect_bounces
-from vtlm.eval.tracker import reference_from_labels, segment_colors, track
+from vtlm.eval.physics.track_scores import compare_tracks, detect_bounces
+from vtlm.eval.physics.tracker import reference_from_labels, segment_colors, track
 
 START = 5  # first "generated" frame of the 17-frame clips
 

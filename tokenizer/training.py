@@ -13,8 +13,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from vtlm.common.pixel_metrics import psnr_per_frame, ssim_per_frame
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_mp4, write_png
-from vtlm.eval.metrics import psnr_per_frame, ssim_per_frame
 from vtlm.train.checkpoint import save_model_dir
 from vtlm.train.ema import EMA
 from vtlm.train.health import GradNormWatch

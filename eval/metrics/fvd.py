@@ -18,7 +18,7 @@ Protocol, step by step:
 4. The I3D is called as ``model(videos, rescale=False, resize=False, return_features=True)``
    on float (B, 3, T, 224, 224) and returns the 400 Kinetics logits averaged over time.
 5. FVD is the Frechet distance between Gaussians fitted to the real and the fake features,
-   KVD the unbiased cubic-polynomial-kernel MMD^2 between them (see :mod:`vtlm.eval.frechet`).
+   KVD the unbiased cubic-polynomial-kernel MMD^2 between them (see :mod:`vtlm.eval.metrics.frechet`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vtlm.eval.frechet import frechet_from_features, kernel_distance
+from .frechet import frechet_from_features, kernel_distance
 
 I3D_RESOLUTION = 224
 MIN_FRAMES = 10

@@ -45,7 +45,7 @@ from vtlm.data.synthetic import ShapesConfig, render_shapes
 from vtlm.data.synthetic.shapes import COLOR_NAMES, SHAPES, SIZES
 from vtlm.train.checkpoint import config_from_dict, load_model_dir, save_model_dir
 
-from .adherence import MOTIONS, caption_adherence, direction_votes
+from .captions import MOTIONS, caption_adherence, direction_votes
 from .color_regions import color_centroids, color_crops, palette_affinity
 
 VERSION = 1  # bump when training or targets change, so old caches are not reused

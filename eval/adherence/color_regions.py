@@ -1,8 +1,8 @@
 """Where each palette color is in a shapes video: soft color assignment, centroids, crops.
 
-The attribute classifier's front end (``vtlm.eval.classifier``): every pixel is softly assigned
-to a palette color or the background; each color's centroid per frame is found from that
-assignment; and a window around each centroid is cut out for the shape and size heads.
+The attribute classifier's front end (``vtlm.eval.adherence.classifier``): every pixel is
+softly assigned to a palette color or the background; each color's centroid per frame is found
+from that assignment; and a window around each centroid is cut out for the shape and size heads.
 """
 
 from __future__ import annotations

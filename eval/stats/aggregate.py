@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .stats import summarize
+from .bootstrap import summarize
 
 
 def _nanmean(values: np.ndarray, axis) -> np.ndarray:

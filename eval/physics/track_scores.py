@@ -1,7 +1,7 @@
 """Score a generated `shapes` continuation against the truth, object by object.
 
 A generated continuation can look right frame by frame and still break the scene's rules.
-With the tracks of `vtlm.eval.tracker`, each object is compared with the true continuation:
+With the tracks of `vtlm.eval.physics.tracker`, each object is compared with the true continuation:
 where it is, whether it keeps its color and shape, whether it turns at the walls and at other
 objects where the true clip does.
 

@@ -21,7 +21,7 @@ from vtlm.data.folder import FolderConfig, VideoFolderDataset
 from vtlm.data.moving_mnist import MovingMNISTConfig, MovingMNISTDataset
 from vtlm.data.synthetic import SyntheticConfig, SyntheticDataset
 
-from .protocols import Protocol
+from .registry import Protocol
 
 
 @dataclass
