@@ -8,7 +8,7 @@ The stages run in order and print where their output is:
 4. train the causal 3-D tokenizer (9x32x32 clips -> 3x8x8 FSQ codes);
 5. tokenize train / val / test once into token shards;
 6. train the GPT and the diffusion baseline on the shards, at matched parameters (within
-   5%) and the same wall-clock training budget;
+   5%) and the same number of training steps;
 7. run the evaluation harness on both (reconstruction, text-to-video, continuation of 5
    frames, 4x-long rollouts by sliding window and by last-frame chaining, a diffusion-steps
    and temperature sweep) and write its report: OUT/eval/report.html, report.md,
@@ -56,6 +56,11 @@ FSQ_LEVELS = (8, 5, 5, 5)
 # 0.670 against 0.736, and the DiT's text-to-video clips went from mostly wrong colors to the
 # captioned ones in 3 of 4 rows).
 GENERATOR_PRESET = "mini"
+# Training budgets of the full run, in steps (the learning-rate schedule decays over exactly these
+# steps). Chosen so that the whole demo takes at most 15 minutes on the 2-core machine vtlm is
+# developed on (README: Demo), which keeps it within 20 on slower machines of that kind.
+TOKENIZER_STEPS = 360
+GENERATOR_STEPS = 600
 
 
 class _Clock:
@@ -103,10 +108,10 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
     cfg = EvalConfig(
         protocols=["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"],
         seeds=[0] if quick else [0, 1],
-        num_clips=4 if quick else 8,
+        num_clips=4 if quick else 16,
         protocol_clips={} if quick else {"shapes-rollout": 4},  # 65-frame rollouts: the costliest
         samples_per_clip=2 if quick else 1,  # the full run's budget: one sample per clip and seed
-        sampling=SamplingSettings(diffusion_steps=[10] if quick else [10, 50], gpt_temperatures=[0.7]),
+        sampling=SamplingSettings(diffusion_steps=[10], gpt_temperatures=[0.7] if quick else []),
         classifier_cache=str(out_dir / "eval_cache"),
         classifier_steps=60 if quick else None,  # quick: plumbing only, its adherence means little
         bootstrap=200 if quick else 2000,
@@ -120,8 +125,10 @@ def demo(
     quick: bool = False,
     seed: int = 0,
     workers: int = 2,
-    tokenizer_minutes: float = 5.5,
-    generator_minutes: float = 4.0,
+    tokenizer_steps: int = TOKENIZER_STEPS,
+    generator_steps: int = GENERATOR_STEPS,
+    tokenizer_minutes: float | None = None,
+    generator_minutes: float | None = None,
 ) -> dict:
     """Run the workflow on built-in data and print where every output is.
 
@@ -130,8 +137,12 @@ def demo(
         quick: a small, fast run (for tests and a first look).
         seed: dataset seed.
         workers: processes writing video files.
-        tokenizer_minutes: training budget of the tokenizer (the full run).
-        generator_minutes: training budget of the GPT and of the diffusion model, each (the full run).
+        tokenizer_steps: training steps of the tokenizer (the full run). Budgets are steps, so
+            the same seed gives the same figures on any machine, up to floating-point noise.
+        generator_steps: training steps of the GPT and of the diffusion model, each (the full run).
+        tokenizer_minutes: also stop the tokenizer after this many minutes (None: steps only).
+            A time budget makes the result depend on the machine's speed.
+        generator_minutes: the same for each generator.
     """
     clock, out_dir = _Clock(), Path(out)
     counts = {"train": 48, "val": 8, "test": 8} if quick else {"train": 512, "val": 64, "test": 64}
@@ -158,9 +169,9 @@ def demo(
     )
     trainer = TrainerConfig(
         out_dir=str(out_dir / "tokenizer"),
-        max_steps=30 if quick else 5000,
+        max_steps=30 if quick else tokenizer_steps,
         max_minutes=None if quick else tokenizer_minutes,
-        val_every_n_steps=30 if quick else 500,
+        val_every_n_steps=30 if quick else tokenizer_steps,  # once, at the end
         limit_val_batches=4 if quick else 16,
         progress_bar=not quick,
         seed=seed,
@@ -172,7 +183,7 @@ def demo(
             data=data,
             trainer=trainer,
             loss=LossConfig(recon="l2"),  # the recipe of configs/tokenizer/shapes_small.yaml
-            optim=OptimConfig(lr=2e-3, warmup_steps=5 if quick else 100, min_lr_ratio=0.05),
+            optim=OptimConfig(lr=2e-3, warmup_steps=5 if quick else 40, min_lr_ratio=0.05),
         )
     )
 
@@ -196,20 +207,20 @@ def demo(
             "gpt",
             fit_gpt,
             GPTOverrides(text_len=32),
-            OptimConfig(lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
+            OptimConfig(lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 40),
         ),
         (
             "diffusion",
             fit_diffusion,
             DiTOverrides(text_len=32),
-            OptimConfig(lr=1e-3, betas=(0.9, 0.95), warmup_steps=5 if quick else 100),
+            OptimConfig(lr=1e-3, betas=(0.9, 0.95), warmup_steps=5 if quick else 40),
         ),
     ):
         run = TrainerConfig(
             out_dir=str(out_dir / name),
-            max_steps=30 if quick else 20000,
+            max_steps=30 if quick else generator_steps,
             max_minutes=None if quick else generator_minutes,
-            val_every_n_steps=30 if quick else 500,
+            val_every_n_steps=30 if quick else generator_steps,
             limit_val_batches=2 if quick else 8,
             progress_bar=not quick,
             seed=seed,
