@@ -74,9 +74,11 @@ def test_measure_generation_times_a_generator_that_sleeps_a_known_time():
     # warm-up + 3 timed calls of the clip, then warm-up + 3 calls of one frame (text only)
     assert fake.calls == [17] * 4 + [1] * 4
     clip, first = fake.seconds(17), fake.seconds(1)  # 0.44 s, 0.12 s asleep
-    # a call also writes 100 MB (tens of ms); two clips per call
-    assert clip / 2 <= cost["seconds_per_clip"] < 1.25 * clip / 2
-    assert first <= cost["time_to_first_frame"] < 2 * first
+    # A call also writes 100 MB, which takes a machine-dependent time w (tens of ms when quiet,
+    # more under load): two clips per call give (clip + w) / 2, below the undivided clip time.
+    assert clip / 2 <= cost["seconds_per_clip"] < clip
+    # The first frame is timed on a one-frame call, not on the clip.
+    assert first <= cost["time_to_first_frame"] < clip
     assert cost["seconds_per_video_second"] == pytest.approx(cost["seconds_per_clip"] / (17 / 8))
     assert cost["frames_per_second"] == pytest.approx(2 * 17 / (2 * cost["seconds_per_clip"]))
     assert cost["function_evaluations"] == 17000 and cost["params"] == 8
