@@ -57,8 +57,9 @@ FSQ_LEVELS = (8, 5, 5, 5)
 # captioned ones in 3 of 4 rows).
 GENERATOR_PRESET = "mini"
 # Training budgets of the full run, in steps (the learning-rate schedule decays over exactly these
-# steps). Chosen so that the whole demo takes at most 15 minutes on the 2-core machine vtlm is
-# developed on (README: Demo), which keeps it within 20 on slower machines of that kind.
+# steps). Estimated from single-step costs for a demo of at most 15 minutes on the 2-core machine
+# vtlm is developed on, which keeps it within 20 on slower machines of that kind; the end-to-end
+# time has yet to be measured (README).
 TOKENIZER_STEPS = 360
 GENERATOR_STEPS = 600
 
