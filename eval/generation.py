@@ -86,3 +86,71 @@ def extend(
     if strategy == "chaining":
         return chain(generator, captions, prefix, total_frames, clip_frames, seed, sample, batch_size)
     raise ValueError(f"strategy: expected 'sliding' or 'chaining', got {strategy!r}")
+
+
+class _Recorded:
+    """A generator whose calls are listed as (num_frames, prefix_frames) in ``calls``."""
+
+    def __init__(self, generator: Generator, calls: list[tuple[int, int]]):
+        self.generator, self.calls = generator, calls
+
+    def generate(self, captions, num_frames, prefix=None, seed=0):
+        self.calls.append((num_frames, 0 if prefix is None else prefix.shape[2]))
+        return self.generator.generate(captions, num_frames, prefix, seed=seed)
+
+
+class Rollout:
+    """A generator run the way a rollout protocol runs it: ``generate(captions, num_frames,
+    prefix)`` goes through :func:`extend` by ``strategy``, so the cost of a long video
+    (seconds, network evaluations, memory) is measured on what the rollout really does.
+
+    Calls of at most ``clip_frames`` frames (e.g. the time-to-first-frame call) go to the
+    generator directly: both strategies start with one such clip. ``function_evaluations``
+    sums the generator's own count over the calls the last ``generate`` of that length made
+    (None when the generator has no count). ``model`` is the generator's network, for the
+    parameter count and device.
+    """
+
+    def __init__(self, generator: Generator, strategy: Strategy, clip_frames: int, batch_size: int):
+        if strategy not in ("sliding", "chaining"):
+            raise ValueError(f"strategy: expected 'sliding' or 'chaining', got {strategy!r}")
+        self.generator, self.strategy = generator, strategy
+        self.clip_frames, self.batch_size = clip_frames, batch_size
+        self.temporal_stride, self.resolution = generator.temporal_stride, generator.resolution
+        self.model = getattr(generator, "model", None)
+        self._calls: dict[tuple[int, int], list[tuple[int, int]]] = {}
+
+    def generate(self, captions, num_frames, prefix=None, seed=0) -> torch.Tensor:
+        """Videos (B, 3, num_frames, R, R) in [-1, 1], as ``extend`` makes them (sample 0)."""
+        calls: list[tuple[int, int]] = []
+        recorded = _Recorded(self.generator, calls)
+        if num_frames <= self.clip_frames:
+            video = recorded.generate(captions, num_frames, prefix, seed=seed)
+        else:
+            video = extend(
+                recorded,
+                self.strategy,
+                captions,
+                prefix,
+                num_frames,
+                self.clip_frames,
+                seed,
+                0,
+                self.batch_size,
+            )
+        self._calls[(num_frames, 0 if prefix is None else prefix.shape[2])] = calls
+        return video
+
+    @property
+    def function_evaluations(self):
+        count = getattr(self.generator, "function_evaluations", None)
+        if count is None:
+            return None
+
+        def total(num_frames: int, prefix_frames: int = 0) -> int:
+            calls = self._calls.get((num_frames, prefix_frames))
+            if calls is None:
+                raise ValueError(f"no rollout of {num_frames} frames after {prefix_frames} was generated yet")
+            return sum(count(n, k) for n, k in calls)
+
+        return total

@@ -5,7 +5,8 @@ runs each protocol for every generator (and, on the sweep protocol, every sweep 
 several seeds, and writes OUT/results.json (every number with its settings), sample grids
 and the Markdown / HTML report. Figures are means over clips and seeds with bootstrap
 intervals over clips, or best-of-N where named; set-level distances (classifier Frechet
-distance, FVD) are per seed with an interval over seeds.
+distance, FVD) are per seed with an interval over seeds. Generators are also compared pairwise
+on the same clips and seeds (``comparisons``: :mod:`vtlm.eval.stats.paired`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from vtlm.tokenizer.model import VideoTokenizer
 
 from .cost import measure_generation
 from .features import FeatureSets
-from .generation import extend, generate_batched
+from .generation import Rollout, extend, generate_batched
 from .generators import (
     SamplingSettings,
     Variant,
@@ -43,6 +44,7 @@ from .protocols.registry import Protocol, fit_to_stride, get_protocol
 from .samples import write_grid
 from .scoring import METRICS, score_clips
 from .stats.aggregate import Aggregator
+from .stats.paired import compare_results, per_clip_block
 from .stats.summary import drift_block, training_block
 
 
@@ -199,22 +201,22 @@ class Harness:
             "metrics": metrics,
             "curves": curves,
             "drift": drift_block(curves),
+            "per_clip": per_clip_block(arrays),  # headline metrics (S, N), for paired comparisons
             "eval_seconds": round(seconds, 2),
             "examples": examples,
         }
 
-    def cost(self, variant: Variant, protocol: Protocol, data: HeldOut) -> dict:
+    def cost(self, variant: Variant, protocol: Protocol, data: HeldOut, strategy: str | None = None) -> dict:
+        """Cost of one clip at the protocol's full length; a rollout's through ``extend`` by its strategy."""
         frames = fit_to_stride(protocol, self.stride)
         prefix = data.video[:1, :, : frames["context"]] if frames["context"] else None
-        total = (
-            frames["generate"]
-            if protocol.kind != "rollout"
-            else fit_to_stride(protocol.replace(total_frames=protocol.clip_frames), self.stride)["generate"]
-        )
+        generator = variant.model
+        if strategy is not None:
+            generator = Rollout(variant.model, strategy, protocol.clip_frames, self.cfg.batch_size)
         return measure_generation(
-            variant.model,
+            generator,
             variant.model.fit_captions(data.captions[:1]),
-            total,
+            frames["generate"],
             prefix,
             0,
             self.cfg.cost_repeats,
@@ -309,7 +311,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
                             row.pop("examples")
                         )
                     row.pop("examples", None)
-                    row["cost"] = harness.cost(variant, protocol, data)
+                    row["cost"] = harness.cost(variant, protocol, data, strategy)
                     results["results"].append(
                         {
                             "protocol": name,
@@ -322,6 +324,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
         results["sample_grids"].append(
             write_grid(out_dir, name, protocol, data, columns, cfg.grid_rows, cfg.fps)
         )
+    results["comparisons"] = compare_results(results["results"], cfg.confidence, cfg.bootstrap)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float))
     paths_written = write_report(results, out_dir)
     print("[eval] wrote " + ", ".join(str(p) for p in paths_written.values()), flush=True)

@@ -14,6 +14,8 @@ import html
 import math
 from collections.abc import Sequence
 
+from vtlm.eval.report import comparisons
+
 SCHEMA_VERSION = 1
 MISSING = "—"
 COST_COLUMNS = (  # cost key -> column title
@@ -193,7 +195,8 @@ HEADLINE_METRICS = (
 
 def headline_table(results: dict) -> tuple[list[str], list[list[str]]]:
     """Header and cells: one line per protocol and default variant (rollouts: per strategy),
-    the headline metrics some line reports, and seconds per clip."""
+    the headline metrics some line reports, the paired verdicts against the other generators
+    (when results.json has comparisons) and seconds per clip."""
     rows = [
         row
         for protocol in protocol_names(results)
@@ -203,9 +206,12 @@ def headline_table(results: dict) -> tuple[list[str], list[list[str]]]:
     names = [n for n in HEADLINE_METRICS if any(n in (row.get("metrics") or {}) for row in rows)]
     figures = [[(row.get("metrics") or {}).get(n) for n in names] for row in rows]
     decimals = [max((figure_decimals(f[j]) for f in figures if f[j]), default=0) for j in range(len(names))]
-    header = ["protocol", "generator", "variant", *(metric_header(rows, n) for n in names), "s / clip"]
+    paired = bool(results.get("comparisons"))
+    header = ["protocol", "generator", "variant", *(metric_header(rows, n) for n in names),
+              *([comparisons.VERDICT_HEADER] if paired else []), "s / clip"]  # fmt: skip
     cells = [
         [row["protocol"], row["generator"], row["variant"], *map(format_figure, line, decimals),
+         *([comparisons.headline_verdicts(results, row)] if paired else []),
          format_number((row.get("cost") or {}).get("seconds_per_clip"))]
         for row, line in zip(rows, figures)
     ]  # fmt: skip
@@ -242,9 +248,10 @@ def drift_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     for row in rows:
         for name, drift in (row.get("drift") or {}).items():
             reached = drift.get("frames_to_threshold")
+            values = [drift.get(k) for k in ("start_value", "end_value", "degradation_slope", "threshold")]
             cells.append(
                 [row["generator"], row["variant"], name]
-                + [format_number(drift.get(k)) for k in ("start", "end", "slope", "threshold")]
+                + [format_number(v) for v in values]
                 + ["not reached" if reached is None else format_number(reached)]
             )
     return header, cells
@@ -325,6 +332,9 @@ def render_markdown(results: dict) -> str:
         "Every figure and every metric: the protocol sections below.",
         "",
     ]
+    if results.get("comparisons"):
+        out += ["## Paired comparisons", ""] + _md_table(*comparisons.comparison_table(results))
+        out += [_md_text(comparisons.comparison_sentence(results)), ""]
     for protocol in protocol_names(results):
         out += _markdown_protocol(results, protocol)
     return "\n".join(out).rstrip() + "\n"
