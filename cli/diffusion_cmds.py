@@ -105,6 +105,7 @@ def fit(
         "dir": tokenizer_dir,
         "sha256": shards.extra.get("tokenizer_sha256"),
         "text_model": str(Path(data.text_model).resolve()),
+        "train_shards": str(Path(data.train).resolve()),  # for eval's leakage guard
     }
     module = DiffusionModule(
         cfg, flow, optim, trainer.max_steps, tokenizer.bottleneck, mean, std, ema_decay, info

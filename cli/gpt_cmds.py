@@ -77,6 +77,7 @@ def fit(
         "dir": extra.get("tokenizer_dir"),
         "sha256": extra.get("tokenizer_sha256"),
         "text_model": str(Path(data.text_model).resolve()),
+        "train_shards": str(Path(data.train).resolve()),  # for eval's leakage guard
     }
     module = GPTModule(cfg, loss, optim, trainer.max_steps, ema_decay, compile, tokenizer)
     seq = cfg.text_len + 2 + data.window * cfg.frame_tokens + 1

@@ -119,33 +119,43 @@ class FeatureSets:
             out["fvd"] = i3d_features(self.i3d, torch.from_numpy(to_uint8(video)), cfg)
         return out
 
+    def features_of(self, video: torch.Tensor, protocol: Protocol) -> dict[str, np.ndarray]:
+        """Set-level features of clips (N, 3, T, R, R): name (classifier_fd, fvd) -> (N, D)."""
+        return self._features(video, protocol)
+
     def add(self, seed: int, video: torch.Tensor, protocol: Protocol) -> None:
         self.fake.append((seed, self._features(video, protocol)))
 
-    def set_level(self, data: HeldOut, protocol: Protocol, agg: Aggregator) -> dict:
-        """Per seed, the generated set against the held-out set; mean and interval over seeds."""
+    def real(self, data: HeldOut, protocol: Protocol) -> dict[str, np.ndarray]:
+        """Features of the held-out clips of ``protocol`` (computed once per protocol and length)."""
         key = (protocol.name, protocol.total_frames)
         if key not in self._real:
             self._real[key] = self._features(data.video[:, :, : protocol.total_frames], protocol)
-        real = self._real[key]
+        return self._real[key]
+
+    def distance(self, name: str, real: np.ndarray, fake: np.ndarray, protocol: Protocol) -> dict:
+        """``{name: value}`` between two feature sets (N, D), (M, D); FVD adds its settings."""
+        if name == "fvd":
+            cfg = dataclasses.replace(
+                self.fvd_cfg, num_frames=min(protocol.total_frames, self.fvd_cfg.num_frames)
+            )
+            return fvd_from_features(real, fake, cfg)
+        return {name: frechet_from_features(real, fake, ddof=1)}
+
+    def set_level(self, data: HeldOut, protocol: Protocol, agg: Aggregator) -> dict:
+        """Per seed, the generated set against the held-out set; mean and interval over seeds."""
+        real = self.real(data, protocol)
         by_seed: dict[int, dict[str, list]] = {}
         for seed, feats in self.fake:
             for name, value in feats.items():
                 by_seed.setdefault(seed, {}).setdefault(name, []).append(value)
         out = {}
         for name in real:
-            per_seed = []
-            extra = None
+            per_seed, extra = [], None
             for feats in by_seed.values():
-                fake = np.concatenate(feats[name])
-                if name == "fvd":
-                    cfg = dataclasses.replace(
-                        self.fvd_cfg, num_frames=min(protocol.total_frames, self.fvd_cfg.num_frames)
-                    )
-                    extra = fvd_from_features(real[name], fake, cfg)
-                    per_seed.append(extra["fvd"])
-                else:
-                    per_seed.append(frechet_from_features(real[name], fake, ddof=1))
+                result = self.distance(name, real[name], np.concatenate(feats[name]), protocol)
+                per_seed.append(result[name])
+                extra = result if name == "fvd" else None
             figure = agg.set_level(per_seed, "", higher_is_better=False)
             if extra is not None:
                 figure["settings"] = {k: v for k, v in extra.items() if not k.startswith("fvd")}

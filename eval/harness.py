@@ -28,6 +28,7 @@ from vtlm.tokenizer.model import VideoTokenizer
 
 from .cost import measure_generation
 from .features import FeatureSets
+from .floors import Floors
 from .generation import Rollout, extend, generate_batched
 from .generators import (
     SamplingSettings,
@@ -40,10 +41,12 @@ from .generators import (
 )
 from .metrics.likelihood import bits_per_video_token
 from .protocols.clips import HeldOut, load_held_out, synthetic_from_run
+from .protocols.leakage import check_leakage
 from .protocols.registry import Protocol, fit_to_stride, get_protocol
 from .samples import write_grid
 from .scoring import METRICS, score_clips
 from .stats.aggregate import Aggregator
+from .stats.ceiling import add_relative_to_ceiling
 from .stats.paired import compare_results, per_clip_block
 from .stats.summary import drift_block, training_block
 
@@ -89,6 +92,11 @@ class EvalConfig:
     grid_rows: int = 4
     fps: float = 8.0
     device: str = "cpu"
+    # Refuse held-out clips the tokenizer or a generator trained on (vtlm.eval.protocols.leakage).
+    # Never turn off for reported numbers.
+    leakage_check: bool = True
+    # Set sizes of the feature distances' real-vs-real floor (vtlm.eval.floors), 2n clips each.
+    floor_sizes: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
 
 
 def _protocol(name: str, cfg: EvalConfig, synthetic: SyntheticConfig | None) -> Protocol:
@@ -128,7 +136,7 @@ class Harness:
     ):
         frames = fit_to_stride(protocol, self.stride)
         true = data.video
-        if protocol.kind == "reconstruction":
+        if protocol.kind == "reconstruction" or variant is None:  # the tokenizer's own reconstruction
             with torch.no_grad():
                 out = []
                 for start in range(0, len(true), self.cfg.batch_size):
@@ -156,8 +164,9 @@ class Harness:
     def run(self, protocol: Protocol, data: HeldOut, variant: Variant | None, strategy: str | None) -> dict:
         """Generate and score one (protocol, variant[, strategy]) over seeds and samples."""
         cfg, first = self.cfg, protocol.first_scored
-        samples = 1 if protocol.kind == "reconstruction" else protocol.samples_per_clip
-        seeds = cfg.seeds[:1] if protocol.kind == "reconstruction" else cfg.seeds
+        reconstruction = protocol.kind == "reconstruction" or variant is None  # deterministic
+        samples = 1 if reconstruction else protocol.samples_per_clip
+        seeds = cfg.seeds[:1] if reconstruction else cfg.seeds
         true = data.video[:, :, : protocol.total_frames]
         per_metric: dict[str, list] = {}
         examples, self.features.fake = None, []
@@ -239,8 +248,23 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
     variants = [default_variant(n, p, cfg.sampling, cfg.device) for n, p in zip(names, paths)]
     tokenizer = variants[0].model.tokenizer
     synthetic = cfg.synthetic or synthetic_from_run(tokenizer_info["dir"])
-    harness = Harness(cfg, tokenizer, synthetic)
     protocols = {name: _protocol(name, cfg, synthetic) for name in cfg.protocols}
+    leakage = {"checked": False, "note": "leakage_check off: not for reported numbers"}
+    if cfg.leakage_check:
+        trained = dict(zip(names, paths))
+        leakage = check_leakage(
+            protocols,
+            synthetic,
+            cfg.data,
+            tokenizer,
+            tokenizer_info["dir"],
+            trained,
+            cfg.batch_size,
+            cfg.device,
+        )
+    harness = Harness(cfg, tokenizer, synthetic)
+    offset = max((p.num_clips for p in protocols.values()), default=0)  # held-out: clips 0..offset-1
+    floors = Floors(harness.features, synthetic, cfg.floor_sizes, offset)
     results: dict = {
         "vtlm_eval": 1,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -273,7 +297,9 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
         "protocols": {},
         "results": [],
         "sample_grids": [],
-        "not_computed": harness.features.not_computed(),
+        "not_computed": harness.features.not_computed() + leakage.get("unverified", []),
+        "leakage": leakage,
+        "floors": {},
     }
     for name, protocol in protocols.items():
         fit = fit_to_stride(protocol, harness.stride)
@@ -297,6 +323,14 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
                 {"protocol": name, "generator": "tokenizer", "variant": "default", **row}
             )
         else:
+            ceiling = harness.run(protocol, data, None, None)  # the tokenizer's ceiling, same clips
+            ceiling.pop("examples")
+            results["results"].append(
+                {"protocol": name, "generator": "tokenizer", "variant": "ceiling", **ceiling}
+            )
+            floor = floors.protocol(protocol, data, protocol.num_clips * protocol.samples_per_clip)
+            if floor is not None:
+                results["floors"][name] = floor
             todo = list(variants)
             if name == cfg.sweep_protocol:
                 todo += [s for v in variants for s in sweep_variants(v, cfg.sampling)]
@@ -324,6 +358,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
         results["sample_grids"].append(
             write_grid(out_dir, name, protocol, data, columns, cfg.grid_rows, cfg.fps)
         )
+    add_relative_to_ceiling(results["results"])
     results["comparisons"] = compare_results(results["results"], cfg.confidence, cfg.bootstrap)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float))
     paths_written = write_report(results, out_dir)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from vtlm.eval.report import plots
 from vtlm.eval.report.comparisons import comparison_sentence, comparison_table
+from vtlm.eval.report.decomposition import decomposition_tables
 from vtlm.eval.report.markdown import (
     check_results,
     cost_table,
@@ -185,6 +186,10 @@ def _protocol_section(
         out.append(
             '<ul class="note">' + "".join(f"<li>{escape(line)}</li>" for line in kind_lines(rows)) + "</ul>"
         )
+        for title, header, cells, note in decomposition_tables(results, protocol):
+            out.append(
+                f"<h3>{escape(title)}</h3>" + _table(header, cells) + f'<p class="note">{escape(note)}</p>'
+            )
         metric = _primary_metric(rows, primary_metric)
         if metric is not None:
             fig = plots.pareto_plot(rows, metric, colors, f"{protocol}: {metric} vs sampling cost")

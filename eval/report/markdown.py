@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 from vtlm.eval.report import comparisons
+from vtlm.eval.report.decomposition import decomposition_tables
 
 SCHEMA_VERSION = 1
 MISSING = "—"
@@ -377,6 +378,8 @@ def _markdown_protocol(results: dict, protocol: str) -> list[str]:
         out += _md_table(*quality_table(rows))
         out += [interval_sentence(results.get("settings") or {}), ""]
         out += [f"- {_md_text(line)}" for line in kind_lines(rows)] + [""]
+        for title, header, cells, note in decomposition_tables(results, protocol):
+            out += [f"### {title}", ""] + _md_table(header, cells) + [_md_text(note), ""]
         header, cells = cost_table(rows)
         if len(header) > 2:
             out += ["### Cost", ""] + _md_table(header, cells)
