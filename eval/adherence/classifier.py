@@ -10,6 +10,13 @@ in the clip and, if so, its shape, size and direction of motion. Two uses:
 * ``caption_adherence``: the share of clips whose predicted objects match the structured labels
   behind their caption, on colors, then colors + shapes, then colors + shapes + directions.
 
+Judged videos are often a video tokenizer's reconstructions or a generator's decoded samples:
+soft edges, moving objects smeared over a latent step, shifted colors. So that adherence measures
+the generator and not the tokenizer's blur, a share of the training clips (``degrade_share``) get
+such a degradation, drawn per clip (``augment.Degradation.draw``, strength ``degrade``), and each
+color's presence is judged with the *purity* of its pixels (below), which tells an object of that
+color from the pale spill that blurred edges of other colors leave in its palette channel.
+
 Direction over a window. The labels' ``direction`` word is that of the initial velocity, but at
 32 px objects bounce every few frames (a sixth of them before frame 1), so for only about a third
 of moving objects is it the direction they travel most. Here every frame-to-frame step of an
@@ -45,10 +52,11 @@ from vtlm.data.synthetic import ShapesConfig, render_shapes
 from vtlm.data.synthetic.shapes import COLOR_NAMES, SHAPES, SIZES
 from vtlm.train.checkpoint import config_from_dict, load_model_dir, save_model_dir
 
+from .augment import augment_batch
 from .captions import MOTIONS, caption_adherence, direction_votes
 from .color_regions import color_centroids, color_crops, palette_affinity
 
-VERSION = 1  # bump when training or targets change, so old caches are not reused
+VERSION = 2  # bump when training, targets or inputs change, so old caches are not reused
 KIND = "shapes_classifier"
 # Direction classes: "still", then DIRECTIONS (class k >= 1 is the word centered at 45 (k - 1) degrees).
 HEADS = {"present": 1, "direction": len(MOTIONS), "shape": len(SHAPES), "size": len(SIZES)}  # logits each
@@ -68,11 +76,13 @@ class ClassifierConfig:
     crop_width: int = 8  # channels of the first conv of the shape branch (2x after)
     code_dim: int = 64  # per-color code between a color's pooled vector and its logits
     train_clips: int = 1_000_000  # distinct train-split clips drawn from (indices 0..n-1)
-    steps: int = 300  # optimizer steps (~60 s on one core)
+    steps: int = 300  # optimizer steps (~60-70 s on an idle core; the degradations add ~10%)
     batch_size: int = 32  # clips per step, rendered fresh
     lr: float = 3e-3  # AdamW peak learning rate (cosine decay after a short warmup)
     seed: int = 0  # weights, clip order and augmentation
     augment: float = 1.0  # strength of the decoded-video augmentation; 0 keeps only the flips
+    degrade: float = 1.0  # strength of the tokenizer-like degradations (augment.Degradation.draw)
+    degrade_share: float = 0.6  # share of training clips degraded (each with this chance); 0: none
     val_clips: int = 400  # held-out val-split clips whose accuracy is recorded in the cache
 
     def __post_init__(self):
@@ -88,6 +98,10 @@ class ClassifierConfig:
             raise ValueError(f"lr: expected > 0, got {self.lr}")
         if not 0 <= self.augment <= 2:
             raise ValueError(f"augment: expected a strength in [0, 2], got {self.augment}")
+        if not 0 <= self.degrade <= 2:
+            raise ValueError(f"degrade: expected a strength in [0, 2], got {self.degrade}")
+        if not 0 <= self.degrade_share <= 1:
+            raise ValueError(f"degrade_share: expected a share in [0, 1], got {self.degrade_share}")
 
     def to_dict(self) -> dict:
         """Plain values (tuples as lists), as stored in config.yaml."""
@@ -125,10 +139,12 @@ class AttributeClassifier(nn.Module):
     grid), so its vector describes the object of that color, if any. Shape and size: a second
     small 3-D conv net reads each color's full-resolution window around its centroid
     (:func:`color_crops`), where the object stands still and its edges are sharp. Each branch
-    maps a color's pooled vector and log color mass to a code through one shared layer, then
-    shared heads give the logits: the same weights judge every color, so each object in a batch
-    is a training example for all of them. The clip's embedding (the Frechet features) is the
-    mean and max of the trunk's last stage: (B, 8w).
+    maps a color's pooled vector, log color mass and purity (the affinity-weighted mean affinity
+    of its pixels: near 1 for an object of that color, low for the spill of another color's
+    blurred edges) to a code through one shared layer, then shared heads give the logits: the
+    same weights judge every color, so each object in a batch is a training example for all of
+    them. The clip's embedding (the Frechet features) is the mean and max of the trunk's last
+    stage: (B, 8w).
     """
 
     def __init__(self, cfg: ClassifierConfig):
@@ -149,9 +165,9 @@ class AttributeClassifier(nn.Module):
             *_block(s, 2 * s, (1, 3, 3), (1, 2, 2)),  # (N, 2s, T, S/2, S/2)
             *_block(2 * s, 2 * s, (3, 3, 3), 2),  # (N, 2s, T/2, S/4, S/4)
         )
-        self.motion_code = nn.Linear(7 * w + 1, cfg.code_dim)
+        self.motion_code = nn.Linear(7 * w + 2, cfg.code_dim)
         self.motion_head = nn.Linear(cfg.code_dim, HEADS["present"] + HEADS["direction"])
-        self.shape_code = nn.Linear(4 * s + 1, cfg.code_dim)
+        self.shape_code = nn.Linear(4 * s + 2, cfg.code_dim)
         self.shape_head = nn.Linear(cfg.code_dim, HEADS["shape"] + HEADS["size"])
 
     def check(self, videos: torch.Tensor) -> None:
@@ -185,19 +201,23 @@ class AttributeClassifier(nn.Module):
         """
         x, outputs, affinity = self._trunk(videos)
         b, k = affinity.shape[:2]
-        log_mass = torch.log(affinity.mean(dim=(2, 3, 4)) + 1e-4)[..., None]  # (B, colors, 1)
+        total = affinity.sum(dim=(2, 3, 4))  # (B, colors): pixels' worth of each color
+        purity = (affinity * affinity).sum(dim=(2, 3, 4)) / (total + 1e-4)  # in [0, 1]
+        stats = torch.stack(
+            [torch.log(total / affinity[0, 0].numel() + 1e-4), purity], dim=2
+        )  # (B, colors, 2)
         pooled, mass = [], affinity
         for h in outputs:
             mass = F.adaptive_avg_pool3d(mass, h.shape[2:])  # (B, colors, T', R', R'), coarser each stage
             weights = mass.flatten(2) / (mass.flatten(2).sum(dim=2, keepdim=True) + 1e-6)  # (B, colors, N)
             pooled.append(weights @ h.flatten(2).transpose(1, 2))  # (B, colors, C)
-        motion = self.motion_head(F.gelu(self.motion_code(torch.cat(pooled + [log_mass], dim=2))))
+        motion = self.motion_head(F.gelu(self.motion_code(torch.cat(pooled + [stats], dim=2))))
         colors = torch.ones(b, k, dtype=torch.bool) if colors is None else colors.bool()
         crops = color_crops(x, color_centroids(affinity, self.crop_side / 2), self.crop_side)[
             colors
         ]  # (N, 4, T, S, S)
         g = self.crop_net(crops)
-        g = torch.cat([g.mean(dim=(2, 3, 4)), g.amax(dim=(2, 3, 4)), log_mass[colors]], dim=1)
+        g = torch.cat([g.mean(dim=(2, 3, 4)), g.amax(dim=(2, 3, 4)), stats[colors]], dim=1)
         shape = motion.new_zeros(b, k, HEADS["shape"] + HEADS["size"])
         shape[colors] = self.shape_head(F.gelu(self.shape_code(g)))
         logits = torch.cat([motion, shape], dim=2)  # (B, colors, 16)
@@ -215,42 +235,6 @@ def _loss(logits: dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tenso
         loss = loss + F.cross_entropy(logits["size"][present], targets[..., 2][present].long())
         loss = loss + F.cross_entropy(logits["direction"][present], targets[..., 3:][present])
     return loss
-
-
-# Where each direction class goes (an involution) when a clip is mirrored left-right / reversed in time.
-MIRRORED = [0] + [1 + (4 - k) % 8 for k in range(8)]
-REVERSED = [0] + [1 + (k + 4) % 8 for k in range(8)]
-
-
-def _augment(x: torch.Tensor, targets: torch.Tensor, strength: float, gen: torch.Generator):
-    """Label-preserving flips and decoded-video artifacts on (B, 3, T, R, R) in [-1, 1].
-
-    Mirror left-right and reverse time (each with p = 0.5; direction votes permuted), then, scaled
-    by ``strength``, per clip: a blend towards a 3x3 box blur, per-channel gain and offset,
-    per-frame flicker, Gaussian noise and quantization to 24..256 levels. Returns (videos, targets).
-    """
-    b = len(x)
-    u = lambda *shape: torch.rand(*shape, generator=gen)  # noqa: E731
-    mirror, reverse = u(b) < 0.5, u(b) < 0.5
-    x = torch.where(mirror.view(b, 1, 1, 1, 1), x.flip(4), x)
-    x = torch.where(reverse.view(b, 1, 1, 1, 1), x.flip(2), x)
-    votes = targets[..., 3:]
-    votes = torch.where(mirror.view(b, 1, 1), votes[..., MIRRORED], votes)
-    votes = torch.where(reverse.view(b, 1, 1), votes[..., REVERSED], votes)
-    targets = torch.cat([targets[..., :3], votes], dim=2)
-    if strength == 0:
-        return x, targets
-    _, c, t, r, _ = x.shape
-    y = (x + 1) / 2  # [0, 1]
-    soft = F.avg_pool3d(y, (1, 3, 3), stride=1, padding=(0, 1, 1), count_include_pad=False)
-    y = torch.lerp(y, soft, strength * u(b, 1, 1, 1, 1).clamp(max=1.0))
-    gain = 1 + 0.25 * strength * (2 * u(b, c, 1, 1, 1) - 1)
-    offset = 0.08 * strength * (2 * u(b, c, 1, 1, 1) - 1) + 0.03 * strength * (2 * u(b, 1, t, 1, 1) - 1)
-    y = y * gain + offset
-    y = y + 0.04 * strength * u(b, 1, 1, 1, 1) * torch.randn(y.shape, generator=gen)
-    levels = (24 + (256 - 24) * u(b, 1, 1, 1, 1)).floor() - 1
-    y = (y.clamp(0, 1) * levels).round() / levels
-    return y * 2 - 1, targets
 
 
 @contextmanager
@@ -296,7 +280,7 @@ def train_classifier(cfg: ClassifierConfig, progress: bool = False) -> Attribute
         for _ in tqdm(range(cfg.steps), disable=not progress, desc="shapes classifier"):
             indices = order.integers(0, cfg.train_clips, cfg.batch_size)
             videos, targets, _ = _render_batch(cfg, "train", indices)
-            videos, targets = _augment(videos, targets, cfg.augment, gen)
+            videos, targets = augment_batch(videos, targets, cfg.augment, gen, cfg.degrade, cfg.degrade_share)
             loss = _loss(model(videos, colors=targets[..., 0] == 1), targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -15,8 +15,12 @@ from vtlm.data.synthetic.shapes import COLOR_NAMES, PALETTE
 PALETTE_RGB = torch.tensor([PALETTE[c] for c in COLOR_NAMES], dtype=torch.float32) / 255.0  # (8, 3)
 # Backgrounds are black or gray textures in [0.08, 0.35] (see render.smooth_texture): grays 0 to 0.4.
 BACKGROUND_GRAYS = (0.0, 0.1, 0.2, 0.3, 0.4)
-HALO_GRAY = 0.2  # a typical background gray, for the half-covered edge prototypes
-HALO = 0.5  # coverage of the edge prototypes
+HALO_GRAY = 0.2  # a typical background gray, for the partly covered edge prototypes
+# Coverages of the edge prototypes. 0.75 catches the soft edges of blurred objects (a tokenizer's
+# reconstructions), which otherwise can fall nearer another color's half-covered edge: the soft
+# edge (0.78, 0.48, 0.12) of a slightly shifted orange is nearer half of yellow than half of
+# orange or orange itself. Lower coverages would take in the gray background texture.
+HALOS = (0.75, 0.5)
 SHARPNESS = 50.0  # softmax of -SHARPNESS * squared RGB distance: 0.5 in a tie, ~1 a bit off it
 
 
@@ -25,24 +29,29 @@ def palette_affinity(videos: torch.Tensor) -> torch.Tensor:
 
     videos: (B, 3, T, H, W) float in [-1, 1]. Returns (B, NUM_COLORS + 1, T, H, W) in [0, 1],
     summing to 1 over dim 1: a softmax of -SHARPNESS * squared RGB distance to prototypes. A
-    color's channel sums two: the color, and the color half blended into HALO_GRAY (anti-aliased
-    or blurred edges, which would otherwise look like another color: a yellow edge like dark
-    orange); the last channel, the background, sums the BACKGROUND_GRAYS.
+    color's channel sums three: the color, and the color blended into HALO_GRAY at the HALOS
+    coverages (anti-aliased or blurred edges, which would otherwise look like another color: a
+    yellow edge like dark orange); the last channel, the background, sums the BACKGROUND_GRAYS.
+    Colors slightly shifted or blurred still get most of their pixels' affinity, but spill some
+    into near palette colors (orange into yellow): the classifier tells the two apart by each
+    channel's purity, not by whether it has any mass.
     """
     b, _, t, h, w = videos.shape
     rgb = ((videos.float() + 1) / 2).clamp(0, 1).reshape(b, 3, t * h * w)  # (B, 3, N)
     k, grays = len(COLOR_NAMES), len(BACKGROUND_GRAYS)
     palette = PALETTE_RGB.to(rgb.device)
     background = torch.tensor(BACKGROUND_GRAYS, device=rgb.device)[:, None].expand(grays, 3)
-    prototypes = torch.cat([palette, HALO * palette + (1 - HALO) * HALO_GRAY, background])  # (P, 3)
+    edges = [h * palette + (1 - h) * HALO_GRAY for h in HALOS]
+    prototypes = torch.cat([palette, *edges, background])  # (P, 3)
     # -SHARPNESS |rgb - p|^2 = SHARPNESS (2 p.rgb - |p|^2 - |rgb|^2) <= 0, so exp never overflows
     offset = (prototypes**2).sum(1)[:, None] + (rgb * rgb).sum(1, keepdim=True)  # (B, P, N) by broadcasting
     soft = torch.baddbmm(
         offset, prototypes.expand(b, -1, -1), rgb, beta=-SHARPNESS, alpha=2 * SHARPNESS
     ).exp_()
-    merge = torch.zeros(k + 1, len(prototypes), device=rgb.device)  # a color and its edge; all grays
-    merge[torch.arange(k), torch.arange(k)] = merge[torch.arange(k), torch.arange(k, 2 * k)] = 1
-    merge[k, 2 * k :] = 1
+    merge = torch.zeros(k + 1, len(prototypes), device=rgb.device)  # a color and its edges; all grays
+    for j in range(1 + len(HALOS)):
+        merge[torch.arange(k), torch.arange(j * k, (j + 1) * k)] = 1
+    merge[k, (1 + len(HALOS)) * k :] = 1
     out = merge @ soft  # (B, k + 1, N)
     out /= out.sum(1, keepdim=True)
     return out.view(b, k + 1, t, h, w)
