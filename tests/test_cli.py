@@ -16,8 +16,8 @@ from vtlm.data.text import TextTokenizer
 VTLM = [str(Path(sys.executable).with_name("vtlm"))]
 
 
-def run(*args, cwd=None):
-    return subprocess.run(VTLM + list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+def run(*args, cwd=None, timeout=300):
+    return subprocess.run(VTLM + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
 def test_make_synthetic_writes_files_that_match_the_generator(tmp_path):
@@ -125,7 +125,9 @@ def test_help_and_print_config_work(tmp_path):
 
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end(tmp_path):
-    result = run("demo", "--out", str(tmp_path / "demo"), "--quick", "true")
+    # The quick demo trains four small models and runs every protocol with the tokenizer's ceiling,
+    # floors and full-length rollout costs: minutes on a 2-core machine, more under load.
+    result = run("demo", "--out", str(tmp_path / "demo"), "--quick", "true", timeout=1200)
     assert result.returncode == 0, result.stderr[-2000:]
     for name in (
         "preview.png",
