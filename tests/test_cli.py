@@ -124,6 +124,7 @@ def test_help_and_print_config_work(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_quick_demo_runs_end_to_end(tmp_path):
     # The quick demo trains four small models and runs every protocol with the tokenizer's ceiling,
     # floors and full-length rollout costs: minutes on a 2-core machine, more under load.
