@@ -11,7 +11,10 @@ import pytest
 
 from vtlm.eval.report.markdown import format_number
 
-pytestmark = pytest.mark.slow  # one run_eval (~4 min on 2 busy cores), shared by the module
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]  # one run_eval (~4 min on 2 busy cores), shared by the module
 
 GENERATION = ("shapes-t2v", "shapes-cont5", "shapes-rollout")
 

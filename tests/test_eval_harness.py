@@ -88,6 +88,7 @@ def test_chaining_restarts_from_the_last_frame_alone():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # trains and evaluates end to end: minutes, more under load
 def test_eval_compare_writes_every_report_file(debug_gpt_run, debug_diffusion_run, tmp_path):
     from vtlm.cli.main import main
 

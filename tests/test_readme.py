@@ -28,6 +28,7 @@ def test_readme_opens_with_the_two_commands():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # trains and evaluates end to end: minutes, more under load
 def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch):
     commands = readme_commands()
     assert len(commands) >= 11
