@@ -157,16 +157,17 @@ def test_encode_a_folder_of_files_whole(debug_tokenizer_run, video_folder, tmp_p
     assert found["short.mp4"] == (1, 8, 8)
 
 
-def test_bad_run_configs_fail_before_training(tmp_path):
-    run = [VTLM, "tokenizer", "fit", "--preset_name", "debug", "--trainer.out_dir", str(tmp_path / "r")]
-    result = subprocess.run(run + ["--data.num_frames", "8"], capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "frames: expected 1 + k * 4" in result.stderr
-    result = subprocess.run(run + ["--model.quantiser", "vq"], capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "quantiser" in result.stderr
-    result = subprocess.run(
-        run + ["--loss.perceptual_weight", "0.1"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode != 0 and "downloads nothing" in result.stderr
+def test_bad_run_configs_fail_before_training(tmp_path, capsys):
+    run = ["tokenizer", "fit", "--preset_name", "debug", "--trainer.out_dir", str(tmp_path / "r")]
+    for extra, message in (
+        (["--data.num_frames", "8"], "frames: expected 1 + k * 4"),
+        (["--model.quantiser", "vq"], "quantiser"),
+        (["--loss.perceptual_weight", "0.1"], "downloads nothing"),
+    ):
+        with pytest.raises(SystemExit) as done:  # the console script's entry point, in this process
+            main(run + extra)
+        said = f"{done.value.code}\n{capsys.readouterr().err}"  # the exit message, or the parser's
+        assert done.value.code not in (0, None) and message in said, said
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
