@@ -32,6 +32,12 @@ from vtlm.eval.adherence.classifier import (
 
 TINY = ClassifierConfig(width=4, crop_width=4, code_dim=8, steps=3, batch_size=4, val_clips=4)
 DEMO = ClassifierConfig().data
+# The default recipe (architecture, batch, degradations, learning rate) at 120 of its 300 steps:
+# about 2 minutes on one core instead of 5. The accuracy bounds below are set for it. Measured on
+# the NUM_TEST held-out clips: presence 0.999, colors 0.99, shape 0.96, size 0.997, direction 0.81,
+# colors + shapes 0.915, + directions 0.68 (the default 300 steps passed colors + shapes > 0.95
+# and + directions > 0.7).
+TRAINED = ClassifierConfig(steps=120)
 NUM_TEST = 200  # held-out test-split clips: never seen in training (train split) or recorded (val)
 # A moderate tokenizer-like degradation: about what a decent 4x-spatial, 4x-temporal autoencoder
 # does to these clips (soft edges, moving objects a little smeared, colors slightly shifted).
@@ -46,14 +52,20 @@ def render(cfg: ShapesConfig, count: int, split: str = "test") -> tuple[torch.Te
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """The default classifier, trained once per session into a fresh cache (the slow part)."""
+    """The TRAINED classifier, trained once per session into a fresh cache (the slow part)."""
     cache = tmp_path_factory.mktemp("classifier_cache")
-    return load_or_train(ClassifierConfig(), cache), cache
+    return load_or_train(TRAINED, cache), cache
 
 
 @pytest.fixture(scope="session")
 def held_out():
     return render(DEMO, NUM_TEST)
+
+
+@pytest.fixture(scope="session")
+def predicted(trained, held_out):
+    """The trained classifier's predictions on the clean held-out clips (made once)."""
+    return predict(trained[0], held_out[0])
 
 
 # --- direction over a window, palette assignment, centroids, flips -------------------------------
@@ -261,38 +273,43 @@ def test_cache_loads_instead_of_training_and_keys_follow_the_config(tmp_path, mo
 
 
 @pytest.mark.slow
-def test_trained_classifier_is_accurate_on_held_out_clips(trained, held_out):
-    model, _ = trained
-    videos, labels = held_out
-    report = caption_adherence(predict(model, videos), labels)
+def test_trained_classifier_is_accurate_on_held_out_clips(held_out, predicted):
+    _, labels = held_out
+    report = caption_adherence(predicted, labels)
     assert report["presence"] > 0.99 and report["colors"] > 0.97
-    assert report["shape"] > 0.97 and report["size"] > 0.97
-    assert report["direction"] > 0.8
-    assert report["colors_shapes"] > 0.95 and report["colors_shapes_directions"] > 0.7
+    assert report["shape"] > 0.93 and report["size"] > 0.97
+    assert report["direction"] > 0.75
+    assert report["colors_shapes"] > 0.88 and report["colors_shapes_directions"] > 0.6
     # the same clips paired with other clips' labels: adherence collapses
-    shuffled = caption_adherence(predict(model, videos), labels[1:] + labels[:1])
+    shuffled = caption_adherence(predicted, labels[1:] + labels[:1])
     assert shuffled["colors"] < 0.1 and shuffled["colors_shapes_directions"] < 0.05
 
 
 @pytest.mark.slow
-def test_moderately_degraded_clips_keep_the_clean_accuracy(trained, held_out):
-    """Tokenizer-like blur, smear and color shift cost little accuracy. Trained without the
-    degradations (and without the purity input), the classifier gave colors 0.82 and colors +
-    shapes 0.775 on these degraded clips (clean: 0.99 and 0.99)."""
+def test_moderately_degraded_clips_keep_most_of_the_clean_accuracy(trained, held_out, predicted):
+    """Tokenizer-like blur, smear and color shift cost little accuracy. The bounds sit between
+    what the TRAINED recipe gives on these degraded clips (presence 0.986, colors 0.89, colors +
+    shapes 0.79, + directions 0.575; clean: 0.999, 0.99, 0.915, 0.68) and what the same 120 steps
+    give trained without the degradations (0.974, 0.80, 0.69, 0.51; clean 0.998, 0.98, 0.98,
+    0.755): losing the degradations from training fails this test. (At the default 300 steps:
+    colors 0.82 and colors + shapes 0.775 without the degradations, against 0.99 and 0.99 clean.)"""
     model, _ = trained
     videos, labels = held_out
-    degraded = Degradation.fixed(len(videos), **MODERATE).apply(videos)
-    clean = caption_adherence(predict(model, videos), labels)
-    blurred = caption_adherence(predict(model, degraded), labels)
-    assert blurred["presence"] > 0.99 and blurred["colors"] >= clean["colors"] - 0.03
-    assert blurred["colors_shapes"] >= clean["colors_shapes"] - 0.07
-    assert blurred["colors_shapes_directions"] >= clean["colors_shapes_directions"] - 0.1
-    shuffled = caption_adherence(predict(model, degraded), labels[1:] + labels[:1])
+    degraded = predict(model, Degradation.fixed(len(videos), **MODERATE).apply(videos))
+    clean = caption_adherence(predicted, labels)
+    blurred = caption_adherence(degraded, labels)
+    assert blurred["presence"] > 0.97 and blurred["colors"] > 0.85 and blurred["colors_shapes"] > 0.75
+    assert blurred["colors_shapes_directions"] > 0.54
+    assert (
+        blurred["colors"] >= clean["colors"] - 0.12
+        and blurred["colors_shapes"] >= clean["colors_shapes"] - 0.15
+    )
+    shuffled = caption_adherence(degraded, labels[1:] + labels[:1])
     assert shuffled["colors"] < 0.1 and shuffled["colors_shapes_directions"] < 0.05
 
 
 @pytest.mark.slow
-def test_predictions_survive_an_mp4_round_trip(trained, held_out, tmp_path):
+def test_predictions_survive_an_mp4_round_trip(trained, held_out, predicted, tmp_path):
     model, _ = trained
     videos, labels = held_out[0][:64], held_out[1][:64]
     backend, decoded = get_backend("pyav"), []
@@ -302,7 +319,9 @@ def test_predictions_survive_an_mp4_round_trip(trained, held_out, tmp_path):
         decoded.append(to_clip_tensor(backend.read(path, range(len(frames)))))
     decoded = torch.stack(decoded)
     assert (decoded - videos).abs().max() > 0  # the round trip did change pixels
-    report = caption_adherence(predict(model, decoded), labels)
+    after = predict(model, decoded)
+    assert np.mean([a == b for a, b in zip(after, predicted[:64])]) >= 0.95  # few clips judged otherwise
+    report = caption_adherence(after, labels)
     assert report["presence"] > 0.99 and report["shape"] > 0.95 and report["direction"] > 0.75
     assert report["colors_shapes"] > 0.9
 
@@ -311,12 +330,12 @@ def test_predictions_survive_an_mp4_round_trip(trained, held_out, tmp_path):
 def test_a_second_call_loads_the_trained_classifier(trained, held_out):
     model, cache = trained
     began = time.perf_counter()
-    again = load_or_train(ClassifierConfig(), cache)
+    again = load_or_train(TRAINED, cache)
     assert time.perf_counter() - began < 5.0
     videos = held_out[0][:16]
     assert predict(again, videos) == predict(model, videos)
-    meta = yaml.safe_load((cache_path(ClassifierConfig(), cache) / "config.yaml").read_text())
-    assert meta["heldout"]["shape"] > 0.97 and meta["train_seconds"] > 0
+    meta = yaml.safe_load((cache_path(TRAINED, cache) / "config.yaml").read_text())
+    assert meta["heldout"]["shape"] > 0.92 and meta["train_seconds"] > 0  # val split: 0.949
 
 
 @pytest.mark.slow
