@@ -1,6 +1,13 @@
-"""Shared fixtures: small video files written with PyAV, made once per session."""
+"""Shared fixtures, made once per session: small video files written with PyAV, debug
+checkpoints trained by the CLI, and the quick demo (whose evaluation stage is the session's one
+real harness run)."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +197,30 @@ def random_token_pipeline(tmp_path_factory):
         "tokenizer": root / "tokenizer",
         "root": root,
     }
+
+
+VTLM = str(Path(sys.executable).with_name("vtlm"))
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory):
+    """`vtlm demo --quick` as a person runs it (the console script in a subprocess), once per
+    session. test_cli checks what it writes; its evaluation stage (the harness on the demo's
+    debug tokenizer, GPT and diffusion checkpoints: every protocol, ceilings, floors, a sampling
+    sweep, paired comparisons and the report) is the real harness output that the harness,
+    ceiling and paired-comparison tests read. Minutes on a 2-core machine: every test that uses
+    it carries a pytest timeout above the subprocess limit. Returns (output folder, the finished
+    process)."""
+    out = tmp_path_factory.mktemp("quick_demo") / "demo"
+    result = subprocess.run(
+        [VTLM, "demo", "--out", str(out), "--quick", "true"], capture_output=True, text=True, timeout=1200
+    )
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def demo_eval(quick_demo):
+    """The quick demo's evaluation: (results.json as read back, its folder with the reports)."""
+    out, result = quick_demo
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads((out / "eval" / "results.json").read_text()), out / "eval"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,48 +87,89 @@ def test_chaining_restarts_from_the_last_frame_alone():
     ].unique().item() == pytest.approx(0.2)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1800)  # trains and evaluates end to end: minutes, more under load
-def test_eval_compare_writes_every_report_file(debug_gpt_run, debug_diffusion_run, tmp_path):
+def test_per_protocol_clip_caps_apply_under_num_clips(tmp_path):
+    from vtlm.eval.harness import EvalConfig, _protocol, run_eval
+
+    cfg = EvalConfig(num_clips=3, samples_per_clip=2, protocol_clips={"shapes-rollout": 2})
+    rollout, cont5 = get_protocol("shapes-rollout"), get_protocol("shapes-cont5")
+    assert _protocol("shapes-rollout", cfg, None).num_clips == min(2, rollout.num_clips)
+    assert _protocol("shapes-cont5", cfg, None).num_clips == min(3, cont5.num_clips)
+    assert _protocol("shapes-cont5", cfg, None).samples_per_clip == min(2, cont5.samples_per_clip)
+    tighter = EvalConfig(num_clips=1, protocol_clips={"shapes-rollout": 2})
+    assert _protocol("shapes-rollout", tighter, None).num_clips == 1  # a cap never raises num_clips
+    with pytest.raises(ValueError, match="protocol_clips"):  # refused before any model is read
+        run_eval(
+            ["nowhere"], EvalConfig(protocols=["shapes-t2v"], protocol_clips={"shapes-rollout": 2}), tmp_path
+        )
+
+
+def test_eval_compare_flags_reach_the_eval_config(capsys):
     from vtlm.cli.main import main
 
-    out = tmp_path / "eval"
-    main(
-        ["eval", "compare", str(debug_gpt_run / "gpt"), str(debug_diffusion_run / "diffusion"), "--out", str(out),
-         "--eval.protocols", "[shapes-recon, shapes-t2v, shapes-cont5, shapes-rollout]", "--eval.seeds", "[0, 1]",
-         "--eval.num_clips", "3", "--eval.samples_per_clip", "2", "--eval.bootstrap", "100",
-         "--eval.protocol_clips", "{shapes-rollout: 2}", "--eval.sampling.diffusion_steps", "[4]", "--eval.sampling.gpt_temperatures", "[]",
-         "--eval.sampling.diffusion.steps", "2", "--eval.cost_repeats", "1",
-         "--eval.classifier_cache", str(tmp_path / "cache"), "--eval.classifier_steps", "20"]
-    )  # fmt: skip
-    results = json.loads((out / "results.json").read_text())
+    with pytest.raises(SystemExit) as done:
+        main(
+            ["eval", "compare", "runs/a/gpt", "runs/b/diffusion", "--out", "runs/eval/x",
+             "--eval.protocols", "[shapes-cont5, shapes-rollout]", "--eval.seeds", "[0, 1]", "--eval.num_clips", "3",
+             "--eval.protocol_clips", "{shapes-rollout: 2}", "--eval.sampling.diffusion_steps", "[4]",
+             "--eval.sampling.gpt_temperatures", "[]", "--eval.classifier_steps", "20", "--print_config"]
+        )  # fmt: skip
+    assert done.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    cfg = printed["eval"]
+    assert cfg["protocols"] == ["shapes-cont5", "shapes-rollout"] and cfg["seeds"] == [0, 1]
+    assert cfg["num_clips"] == 3 and cfg["protocol_clips"] == {"shapes-rollout": 2}
+    assert cfg["sampling"]["diffusion_steps"] == [4] and cfg["sampling"]["gpt_temperatures"] == []
+    assert cfg["classifier_steps"] == 20
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # the quick demo (conftest.quick_demo) trains and evaluates: minutes
+def test_harness_writes_every_row_and_report_file(demo_eval):
+    """The harness's output on the quick demo's debug GPT and diffusion checkpoints."""
+    from vtlm.tokenizer.io import load_tokenizer
+
+    results, out = demo_eval
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
-    rows = {(r["protocol"], r["generator"], r["variant"]) for r in results["results"]}
+    rows = {(r["protocol"], r["generator"], r["variant"]): r for r in results["results"]}
+    assert set(results["generators"]) == {"gpt", "diffusion"}
     assert ("shapes-recon", "tokenizer", "default") in rows
     for gen in ("gpt", "diffusion"):
-        assert {("shapes-t2v", gen, "default"), ("shapes-cont5", gen, "default")} <= rows
-        assert {("shapes-rollout", gen, "sliding"), ("shapes-rollout", gen, "chaining")} <= rows
-    assert ("shapes-cont5", "diffusion", "steps=4") in rows
-    cont = next(r for r in results["results"] if r["protocol"] == "shapes-cont5" and r["generator"] == "gpt")
-    assert cont["metrics"]["psnr"]["n"] == 3 and cont["metrics"]["psnr_best_of_2"]["kind"] == "best-of-2"
+        assert {("shapes-t2v", gen, "default"), ("shapes-cont5", gen, "default")} <= set(rows)
+        assert {("shapes-rollout", gen, "sliding"), ("shapes-rollout", gen, "chaining")} <= set(rows)
+    # the sampling sweep on the continuation protocol: each variant is named by what it changes
+    sweep = [r for r in results["results"] if r["protocol"] == "shapes-cont5"
+             and r["generator"] != "tokenizer" and r["variant"] != "default"]  # fmt: skip
+    assert sweep, "the quick demo no longer runs a sampling sweep"
+    for row in sweep:
+        name, value = row["variant"].split("=")
+        assert row["settings"][name] == pytest.approx(float(value)), row["variant"]
+        assert row["settings"] != rows[("shapes-cont5", row["generator"], "default")]["settings"]
+    protocol = results["protocols"]["shapes-cont5"]
+    samples = protocol["samples_per_clip"]
+    assert samples > 1, "the quick demo must draw several samples per clip for the best-of figures"
+    cont = rows[("shapes-cont5", "gpt", "default")]
+    assert cont["metrics"]["psnr"]["n"] == protocol["num_clips"]
+    assert cont["metrics"][f"psnr_best_of_{samples}"]["kind"] == f"best-of-{samples}"
     assert len(cont["curves"]["psnr"]["mean"]) == 12 and cont["curves"]["psnr"]["frames"][0] == 5
     assert {"position_error", "caption_adherence", "spatial_iou", "flicker_ratio", "classifier_fd"} <= set(
         cont["metrics"]
     )
-    # 17 frames after 5 given: 3 new latent frames of the 8x8 grid, one network call per token
-    assert cont["cost"]["function_evaluations"] == 3 * 8 * 8
-    rollout = next(
-        r for r in results["results"] if r["protocol"] == "shapes-rollout" and r["variant"] == "chaining"
-    )
+    # 17 frames after 5 given: the new latent frames of the tokenizer's grid, one network call per token
+    tokenizer = load_tokenizer(results["tokenizer"]["dir"]).cfg
+    (frames, h, w), given = tokenizer.latent_shape(17, 32, 32), tokenizer.latent_shape(5, 32, 32)[0]
+    assert cont["cost"]["function_evaluations"] == (frames - given) * h * w
+    rollout = rows[("shapes-rollout", "gpt", "chaining")]
     assert len(rollout["curves"]["psnr"]["mean"]) == 60 and "psnr" in rollout["drift"]
-    assert rollout["metrics"]["psnr"]["n"] == 2  # the per-protocol cap under num_clips
+    assert rollout["metrics"]["psnr"]["n"] == results["protocols"]["shapes-rollout"]["num_clips"]
     assert any("FVD: not computed" in note for note in results["not_computed"])
     for grid in results["sample_grids"]:
         assert (out / grid["file"]).is_file()
     assert results["generators"]["gpt"]["params"] > 0 and results["tokenizer"]["sha256"]
     for gen in ("gpt", "diffusion"):  # training compute, recorded the same way for both
         training = results["generators"][gen]["training"]
-        assert training["steps"] == 30 and training["seconds"] > 0 and training["flops"] > 0
+        run = yaml.safe_load((Path(results["generators"][gen]["path"]).parent / "run.yaml").read_text())
+        assert training["steps"] == run["trainer"]["max_steps"]
+        assert training["seconds"] > 0 and training["flops"] > 0
 
 
 def test_compare_refuses_generators_with_different_tokenizers(debug_gpt_run, debug_diffusion_run, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 import re
 
@@ -127,21 +126,10 @@ def test_per_clip_block_averages_samples_and_frames_and_keeps_nan_as_null():
 
 
 @pytest.fixture(scope="module")
-def real_report(debug_gpt_run, debug_diffusion_run, tmp_path_factory):
-    """`vtlm eval compare` of the debug GPT and diffusion models: a 17-frame continuation and
-    the 65-frame rollout, 3 and 2 clips, two seeds. Returns (results, report.md, report.html)."""
-    from vtlm.cli.main import main
-
-    out = tmp_path_factory.mktemp("paired_eval")
-    main(
-        ["eval", "compare", str(debug_gpt_run / "gpt"), str(debug_diffusion_run / "diffusion"), "--out", str(out),
-         "--eval.protocols", "[shapes-cont5, shapes-rollout]", "--eval.seeds", "[0, 1]",
-         "--eval.num_clips", "3", "--eval.samples_per_clip", "1", "--eval.bootstrap", "100",
-         "--eval.protocol_clips", "{shapes-rollout: 2}", "--eval.sampling.diffusion_steps", "[]",
-         "--eval.sampling.gpt_temperatures", "[]", "--eval.sampling.diffusion.steps", "2", "--eval.cost_repeats", "1",
-         "--eval.classifier_cache", str(out / "cache"), "--eval.classifier_steps", "20"]
-    )  # fmt: skip
-    results = json.loads((out / "results.json").read_text())
+def real_report(demo_eval):
+    """The quick demo's harness run (conftest.quick_demo): its debug GPT and diffusion models on
+    every protocol, the rollout among them. Returns (results, report.md, report.html)."""
+    results, out = demo_eval
     return results, (out / "report.md").read_text(), (out / "report.html").read_text()
 
 
@@ -170,18 +158,27 @@ def _entry(results, protocol, strategy, a, b, metric) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the quick demo (conftest.quick_demo): minutes, once per session
 def test_comparisons_pair_the_harness_rows_and_reach_both_reports(real_report):
     results, markdown, page = real_report
     keys = {"protocol", "strategy", "a", "b", "metric", "mean_diff", "interval", "p", "p_holm", "verdict", "mdd",
             "n_clips", "n_seeds", "higher_is_better"}  # fmt: skip
     entries = results["comparisons"]
+    generation = {name: p for name, p in results["protocols"].items() if p["kind"] != "reconstruction"}
+    assert generation, "the quick demo runs no generation protocol"
     assert {(e["protocol"], e["strategy"]) for e in entries} == {
-        ("shapes-cont5", None), ("shapes-rollout", "sliding"), ("shapes-rollout", "chaining")}  # fmt: skip
+        (name, strategy) for name, p in generation.items()
+        for strategy in (("sliding", "chaining") if p["kind"] == "rollout" else (None,))}  # fmt: skip
     rows = {(r["protocol"], r["generator"], r["variant"]): r for r in results["results"]}
     for e in entries:
         assert keys <= set(e) and (e["a"], e["b"]) == ("gpt", "diffusion")
-        assert e["n_seeds"] == 2 and e["n_clips"] == (3 if e["protocol"] == "shapes-cont5" else 2)
-        assert 0 < e["p"] <= e["p_holm"] <= 1 and e["verdict"] == NO_DIFFERENCE  # 2-3 clips: p >= 1/4
+        assert e["n_seeds"] == len(results["settings"]["seeds"])
+        assert e["n_clips"] == results["protocols"][e["protocol"]]["num_clips"]
+        assert 0 < e["p"] <= e["p_holm"] <= 1
+        if 2 ** e["n_clips"] <= 10_000:  # exact sign flips: the observed pattern and its mirror
+            assert e["p"] >= 2 / 2 ** e["n_clips"] - 1e-12
+            if 2 / 2 ** e["n_clips"] > e["alpha"]:  # a handful of clips cannot reach the level
+                assert e["verdict"] == NO_DIFFERENCE
         if e["metric"] in ("psnr", "ssim"):  # never NaN: the difference of the rows' reported means
             variant = e["strategy"] or "default"
             means = [
@@ -210,12 +207,16 @@ def test_comparisons_pair_the_harness_rows_and_reach_both_reports(real_report):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the quick demo (conftest.quick_demo): minutes, once per session
 def test_headline_verdict_cells_name_each_metrics_verdict(real_report):
     results, markdown, page = real_report
     column = "verdict vs other generators (paired, Holm)"
     for table in (_md_tables(markdown, "Headline")[0], _html_table(page, 'id="headline"')):
         checked = 0
         for line in table:
+            if line["generator"] == "tokenizer":  # the reconstruction row: nothing to compare with
+                assert line[column] == "—"
+                continue
             strategy = None if line["variant"] == "default" else line["variant"]
             opponent = {"gpt": "diffusion", "diffusion": "gpt"}[line["generator"]]
             assert line[column].startswith(f"vs {opponent}: ")
@@ -233,15 +234,24 @@ DRIFT_COLUMNS = {"start": "start_value", "end": "end_value", "slope / frame": "d
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_drift_cells_of_a_real_report_are_numbers(real_report):
     results, markdown, page = real_report
     drift = {(r["protocol"], r["generator"], r["variant"], m): d for r in results["results"]
              for m, d in (r.get("drift") or {}).items()}  # fmt: skip
-    sections = page.split('<section class="protocol"')[1:]
-    protocols = ["shapes-cont5", "shapes-rollout"]
-    md_lines = [(p, line) for p, table in zip(protocols, _md_tables(markdown, "Drift")) for line in table]
-    html_lines = [(p, line) for p, s in zip(protocols, sections) for line in _html_table(s, "<h3>Drift</h3>")]
+    md_sections = {s.split("\n", 1)[0]: s for s in markdown.split("## Protocol: ")[1:]}
+    html_sections = {
+        re.match(r'[^>]*data-protocol="([^"]+)"', s)[1]: s
+        for s in page.split('<section class="protocol"')[1:]
+    }
+    assert set(md_sections) == set(html_sections) == set(results["protocols"])
+    md_lines = [
+        (p, line) for p, s in md_sections.items() for table in _md_tables(s, "Drift") for line in table
+    ]
+    html_lines = [(p, line) for p, s in html_sections.items() if "<h3>Drift</h3>" in s
+                  for line in _html_table(s, "<h3>Drift</h3>")]  # fmt: skip
     assert len(md_lines) == len(html_lines) == len(drift) > 0
+    assert {p for p, _ in md_lines} >= {"shapes-cont5", "shapes-rollout"}
     for protocol, line in md_lines + html_lines:
         d = drift[(protocol, line["generator"], line["variant"], line["metric"])]
         for column, key in DRIFT_COLUMNS.items():
@@ -250,6 +260,7 @@ def test_drift_cells_of_a_real_report_are_numbers(real_report):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_rollout_cost_is_measured_on_the_rollout(real_report):
     """The rollout's cost row generates its 65 frames by its strategy: more network evaluations
     than the 17-frame continuation; for the GPT (one per latent token) exactly in proportion
