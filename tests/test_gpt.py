@@ -303,20 +303,6 @@ def test_generator_interface_keeps_the_prefix_and_checks_inputs(debug_gpt_run):
         gen.generate(["x"], 8)
 
 
-@pytest.mark.slow
-def test_ddp_with_two_cpu_processes_trains_and_exports(token_pipeline, tmp_path):
-    run = tmp_path / "ddp"
-    cmd = [VTLM, *generator_fit_args("gpt", token_pipeline, run, 4, "0.001")]
-    cmd += ["--data.batch_size", "4", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
-            "--trainer.log_every_n_steps", "1"]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (run / "gpt" / "weights.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
-    assert result.stdout.count("exported") == 1  # only rank 0 exports
-    rows = [r for r in csv.DictReader(open(run / "logs" / "metrics.csv")) if r.get("train/video_loss")]
-    assert rows and max(int(r["step"]) for r in rows) <= 4
-
-
 def test_a_second_fit_resumes_from_the_last_checkpoint(token_pipeline, tmp_path):
     from vtlm.cli.main import main
 
