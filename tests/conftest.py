@@ -5,6 +5,7 @@ real harness run)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,15 @@ def demo_eval(quick_demo):
     out, result = quick_demo
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads((out / "eval" / "results.json").read_text()), out / "eval"
+
+
+@pytest.fixture(scope="session")
+def quick_bench(tmp_path_factory):
+    """`vtlm bench --quick` on the workloads that need no peer library (data, loader, generation,
+    gpu), as a person runs it (the console script in a subprocess), once per session: test_cli
+    and test_bench read it. Returns (output folder, the finished process)."""
+    out = tmp_path_factory.mktemp("quick_bench") / "bench"
+    args = ["bench", "--out", str(out), "--quick", "true", "--workloads", "data,loader,generation,gpu"]
+    # One torch thread: on a shared machine two spinning OpenMP threads make small ops crawl.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return out, subprocess.run([VTLM, *args], capture_output=True, text=True, timeout=300, env=env)

@@ -3,11 +3,8 @@ the printed targets and the GPU section's guard."""
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +15,6 @@ from vtlm.bench.run import bench
 from vtlm.bench.targets import evaluate_targets, format_targets
 from vtlm.eval.cost import measure_generation, peak_memory
 
-VTLM = str(Path(sys.executable).with_name("vtlm"))
 MB = 2**20
 
 
@@ -172,12 +168,8 @@ def test_loader_ratio_uses_the_gpt_training_rate_of_the_same_run(tmp_path, monke
     assert saved["targets"] == report["targets"]
 
 
-def test_quick_bench_of_the_new_workloads_without_peers(tmp_path):
-    out = tmp_path / "bench"
-    args = ["bench", "--out", str(out), "--quick", "true", "--workloads", "loader,generation,gpu"]
-    # One torch thread: on a shared machine two spinning OpenMP threads make small ops crawl.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([VTLM, *args], capture_output=True, text=True, timeout=300, env=env)
+def test_quick_bench_of_the_new_workloads_without_peers(quick_bench):
+    out, result = quick_bench  # conftest: data, loader, generation and gpu workloads, once per session
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "bench.json").read_text())
     rows = {row["id"]: row for row in report["rows"]}

@@ -148,10 +148,10 @@ def test_quick_demo_runs_end_to_end(quick_demo):
     assert "done" in result.stdout
 
 
-def test_quick_bench_writes_ratios(tmp_path):
-    result = run("bench", "--out", str(tmp_path / "bench"), "--quick", "true", "--workloads", "data")
+def test_quick_bench_writes_ratios(quick_bench):
+    out, result = quick_bench  # conftest: `vtlm bench --quick` once per session
     assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads((tmp_path / "bench" / "bench.json").read_text())
-    row = report["rows"][0]
+    report = json.loads((out / "bench.json").read_text())
+    row = next(row for row in report["rows"] if row["id"] == "data_read")
     assert row["vtlm"] > 0 and row["peers"]["pyav"] > 0 and report["machine"]["torch"]
     assert "x)" in result.stdout
