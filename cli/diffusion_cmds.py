@@ -15,7 +15,7 @@ from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
 from .overrides import apply_overrides, overrides_of
-from .runs import fit_and_export, start_run
+from .runs import check_window, fit_and_export, pairing, start_run
 
 DiTOverrides = overrides_of(DiTConfig)
 
@@ -82,15 +82,7 @@ def fit(
         grid_h=h,
         grid_w=w,
     )
-    if data.window > cfg.max_frames:
-        raise ValueError(
-            f"data.window: {data.window} latent frames do not fit the window (model.max_frames {cfg.max_frames})"
-        )
-    longest = int(shards.frame_counts().max())
-    if data.window > longest:
-        raise ValueError(
-            f"data.window: expected at most {longest} latent frames (the longest clip of {data.train}), got {data.window}"
-        )
+    check_window(data.window, cfg.max_frames, shards, data.train)
     mean, std = latent_statistics(shards, tokenizer.bottleneck)
     settings = {
         "preset": preset_name,
@@ -101,12 +93,7 @@ def fit(
         "trainer": asdict(trainer),
     }
     run_dir = start_run(trainer, settings)
-    info = {
-        "dir": tokenizer_dir,
-        "sha256": shards.extra.get("tokenizer_sha256"),
-        "text_model": str(Path(data.text_model).resolve()),
-        "train_shards": str(Path(data.train).resolve()),  # for eval's leakage guard
-    }
+    info = pairing(shards, data.text_model, data.train)
     module = DiffusionModule(
         cfg, flow, optim, trainer.max_steps, tokenizer.bottleneck, mean, std, ema_decay, info
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from pathlib import Path
 
 from vtlm.data.token_datamodule import TokenDataConfig
 from vtlm.gpt.config import GPTConfig, preset
@@ -12,7 +11,7 @@ from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
 from .overrides import apply_overrides, overrides_of
-from .runs import fit_and_export, start_run
+from .runs import check_window, fit_and_export, pairing, start_run
 
 GPTOverrides = overrides_of(GPTConfig)
 
@@ -54,15 +53,7 @@ def fit(
     cfg = replace(
         cfg, text_size=datamodule.text.vocab_size, codebook_size=shards.codebook_size, grid_h=h, grid_w=w
     )
-    if data.window > cfg.max_frames:
-        raise ValueError(
-            f"data.window: {data.window} latent frames do not fit the context (model.max_frames {cfg.max_frames})"
-        )
-    longest = int(shards.frame_counts().max())
-    if data.window > longest:
-        raise ValueError(
-            f"data.window: expected at most {longest} latent frames (the longest clip of {data.train}), got {data.window}"
-        )
+    check_window(data.window, cfg.max_frames, shards, data.train)
     settings = {
         "preset": preset_name,
         "model": cfg.to_dict(),
@@ -72,13 +63,7 @@ def fit(
         "trainer": asdict(trainer),
     }
     run_dir = start_run(trainer, settings)
-    extra = shards.extra
-    tokenizer = {
-        "dir": extra.get("tokenizer_dir"),
-        "sha256": extra.get("tokenizer_sha256"),
-        "text_model": str(Path(data.text_model).resolve()),
-        "train_shards": str(Path(data.train).resolve()),  # for eval's leakage guard
-    }
+    tokenizer = pairing(shards, data.text_model, data.train)
     module = GPTModule(cfg, loss, optim, trainer.max_steps, ema_decay, compile, tokenizer)
     seq = cfg.text_len + 2 + data.window * cfg.frame_tokens + 1
     print(

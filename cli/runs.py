@@ -88,3 +88,27 @@ def fit_and_export(
         + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
     )
     return str(out)
+
+
+def check_window(window: int, max_frames: int, shards, train: str) -> None:
+    """A generator's training window must fit its context and the shards' longest clip."""
+    if window > max_frames:
+        raise ValueError(
+            f"data.window: {window} latent frames do not fit the context (model.max_frames {max_frames})"
+        )
+    longest = int(shards.frame_counts().max())
+    if window > longest:
+        raise ValueError(
+            f"data.window: expected at most {longest} latent frames (the longest clip of {train}), got {window}"
+        )
+
+
+def pairing(shards, text_model: str, train: str) -> dict:
+    """What a generator trained on ``shards`` pairs with, recorded in its model directory: the
+    tokenizer (dir, hash), the text model, and the train shards (for eval's leakage guard)."""
+    return {
+        "dir": shards.extra.get("tokenizer_dir"),
+        "sha256": shards.extra.get("tokenizer_sha256"),
+        "text_model": str(Path(text_model).resolve()),
+        "train_shards": str(Path(train).resolve()),
+    }

@@ -1,5 +1,5 @@
-"""Lightning module that trains the GPT on token shards: network + next-token objective +
-AdamW (decay / no-decay groups) with warmup + cosine, EMA weights, optional torch.compile.
+"""Lightning module that trains the GPT on token shards: network + next-token objective, on
+the generator-training base (AdamW groups, warmup + cosine, EMA, gradient watch, export).
 
 Batches: ``{"codes": (B, t, h, w) int64, "text": list of caption id lists}``. Gradient
 accumulation, clipping, precision and strategy (DDP, FSDP) come from the Lightning Trainer.
@@ -8,22 +8,18 @@ accumulation, clipping, precision and strategy (DDP, FSDP) come from the Lightni
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
-import lightning as L
 import torch
 
-from vtlm.train.checkpoint import save_model_dir
-from vtlm.train.ema import EMA
-from vtlm.train.health import GradNormWatch
-from vtlm.train.optim import OptimConfig, build_optimizer, build_scheduler
+from vtlm.train.generator import GeneratorModule
+from vtlm.train.optim import OptimConfig
 
 from .config import GPTConfig
 from .model import GPT
 from .objective import GPTLossConfig, build_sequences, next_token_loss
 
 
-class GPTModule(L.LightningModule):
+class GPTModule(GeneratorModule):
     def __init__(
         self,
         model: GPTConfig,
@@ -34,29 +30,10 @@ class GPTModule(L.LightningModule):
         compile: bool = False,
         tokenizer: dict | None = None,
     ):
-        super().__init__()
-        self.save_hyperparameters(
-            {
-                "model": model.to_dict(),
-                "loss": asdict(loss),
-                "optim": asdict(optim),
-                "total_steps": total_steps,
-                "ema_decay": ema_decay,
-            }
-        )
-        self.model_cfg, self.loss_cfg, self.optim_cfg, self.total_steps = model, loss, optim, total_steps
-        self.gpt = GPT(model)
-        self.ema = EMA(self.gpt, ema_decay) if ema_decay else None
+        hparams = {"model": model.to_dict(), "loss": asdict(loss)}
+        super().__init__("gpt", GPT(model), hparams, optim, total_steps, ema_decay, tokenizer)
+        self.model_cfg, self.loss_cfg = model, loss
         self.forward_hidden = torch.compile(self.gpt.hidden) if compile else self.gpt.hidden
-        self.tokenizer_info = tokenizer or {}
-        self.grad_watch = GradNormWatch("gpt")
-        self.last_val: dict[str, float] = {}
-
-    def configure_optimizers(self):
-        optimizer = build_optimizer(self.gpt, self.optim_cfg)
-        return [optimizer], [
-            {"scheduler": build_scheduler(optimizer, self.optim_cfg, self.total_steps), "interval": "step"}
-        ]
 
     def _sequences(self, batch: dict, drop_captions: bool):
         codes = batch["codes"]
@@ -76,27 +53,14 @@ class GPTModule(L.LightningModule):
         loss, logs = next_token_loss(
             self.gpt, sequences, self.loss_cfg, self.global_step, self.forward_hidden
         )
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"gpt: non-finite loss {float(loss.detach())} at step {self.global_step}; stopping, the last checkpoint is kept"
-            )
         size = batch["codes"].shape[0]
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=size)
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=size)
+        self.log_training(loss, logs, size)
         self.log("train/corruption", self.loss_cfg.corruption(self.global_step), batch_size=size)
         return loss
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        norm = self.grad_watch(self.gpt.parameters(), self.optim_cfg.grad_clip, self.global_step)
-        self.log("train/grad_norm", norm)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is not None:
-            self.ema.update(self.gpt)
-
     @property
     def eval_gpt(self) -> GPT:
-        return self.ema.shadow if self.ema is not None else self.gpt
+        return self.eval_net
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         sequences = self._sequences(batch, drop_captions=False)
@@ -110,19 +74,3 @@ class GPTModule(L.LightningModule):
             batch_size=size,
             prog_bar=True,
         )
-
-    def on_validation_epoch_end(self) -> None:
-        self.last_val = {
-            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("val/")
-        }
-
-    def export(self, path: str | Path, training: dict | None = None) -> Path:
-        """Weights (EMA when kept) + config + the tokenizer this GPT's codes came from."""
-        extra = {
-            "step": int(self.global_step),
-            "val": self.last_val,
-            "params": self.gpt.num_params(),
-            "training": training or {},
-            "tokenizer": self.tokenizer_info,
-        }
-        return save_model_dir(path, "gpt", self.model_cfg.to_dict(), self.eval_gpt.state_dict(), extra)
