@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -235,7 +234,7 @@ class Harness:
 
 def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command: str = "") -> dict:
     """Evaluate the generators in ``paths`` (model directories) and write the report to ``out``."""
-    from .report import write_report
+    from .report import results_json, write_report
 
     unknown = sorted(set(cfg.protocol_clips) - set(cfg.protocols))
     if unknown:
@@ -360,7 +359,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
         )
     add_relative_to_ceiling(results["results"])
     results["comparisons"] = compare_results(results["results"], cfg.confidence, cfg.bootstrap)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    (out_dir / "results.json").write_text(results_json(results))
     paths_written = write_report(results, out_dir)
     print("[eval] wrote " + ", ".join(str(p) for p in paths_written.values()), flush=True)
     return results

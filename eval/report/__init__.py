@@ -11,6 +11,7 @@ page and :mod:`~vtlm.eval.report.browser` opens it in headless Chromium to check
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -28,6 +29,25 @@ def _write_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _finite(value):
+    """``value`` with every non-finite float as None and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def results_json(results: dict) -> str:
+    """results.json's text: strict JSON (an undefined figure is null, never a bare NaN that
+    other JSON readers refuse)."""
+    return json.dumps(_finite(results), indent=1, allow_nan=False) + "\n"
 
 
 def write_report(
@@ -50,7 +70,7 @@ def write_report(
         "results": out_dir / "results.json",
     }
     if not paths["results"].exists():
-        _write_text(paths["results"], json.dumps(results, indent=2) + "\n")
+        _write_text(paths["results"], results_json(results))
     _write_text(paths["markdown"], render_markdown(results))
     _write_text(paths["html"], render_html(results, out_dir, primary_metric))
     return paths
