@@ -28,6 +28,9 @@ class TokenizerConfig:
     channel_mult: tuple[int, ...] = (1, 2, 4)
     # Residual blocks per level, in the encoder and (one more) in the decoder.
     num_res_blocks: int = 1
+    # Residual blocks of the decoder at the output resolution, after its last upsampling (the
+    # encoder's first level has num_res_blocks there): what draws sharp edges at full size.
+    decoder_out_blocks: int = 0
     # Spatial self-attention at the bottleneck (per frame, so still causal).
     attention: bool = False
     # Bottleneck: fsq (default), lfq, vq (discrete codes) or none / kl (continuous latents).
@@ -78,8 +81,10 @@ class TokenizerConfig:
             raise ValueError(f"fsq_levels: expected levels >= 2, got {self.fsq_levels}")
         if not 1 <= self.lfq_bits <= 18:
             raise ValueError(f"lfq_bits: expected 1..18, got {self.lfq_bits}")
-        if self.num_res_blocks < 0:
-            raise ValueError(f"num_res_blocks: expected >= 0, got {self.num_res_blocks}")
+        if self.num_res_blocks < 0 or self.decoder_out_blocks < 0:
+            raise ValueError(
+                f"num_res_blocks, decoder_out_blocks: expected >= 0, got {self.num_res_blocks}, {self.decoder_out_blocks}"
+            )
 
     @property
     def num_stages(self) -> int:

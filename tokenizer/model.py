@@ -60,12 +60,15 @@ class Decoder(nn.Module):
             blocks = [ResBlock(widths[k + 1], widths[k + 1]) for _ in range(cfg.num_res_blocks + 1)]
             stages.append(nn.Sequential(*blocks, Upsample(widths[k + 1], widths[k], space, time)))
         self.stages = nn.Sequential(*stages)
+        self.out_blocks = nn.Sequential(
+            *[ResBlock(widths[0], widths[0]) for _ in range(cfg.decoder_out_blocks)]
+        )
         self.norm_out = norm(widths[0])
         self.patch = cfg.patch_size
         self.conv_out = CausalConv3d(widths[0], 3 * self.patch**2)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.stages(self.mid(self.conv_in(z)))
+        h = self.out_blocks(self.stages(self.mid(self.conv_in(z))))
         y = self.conv_out(torch.nn.functional.silu(self.norm_out(h)))
         if self.patch > 1:
             y = rearrange(y, "b (c p q) t h w -> b c t (h p) (w q)", p=self.patch, q=self.patch)
