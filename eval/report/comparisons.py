@@ -58,6 +58,17 @@ def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
+def _methods(names) -> str:
+    """Distinct test names, one test's variants merged: "t (a); t (b)" -> "t (a; b)"."""
+    variants: dict[str, list[str]] = {}
+    for name in names:
+        test, _, how = name.partition(" (")
+        variants.setdefault(test, [])
+        if how and how.rstrip(")") not in variants[test]:
+            variants[test].append(how.rstrip(")"))
+    return "; ".join(f"{t} ({'; '.join(v)})" if v else t for t, v in variants.items())
+
+
 def comparison_sentence(results: dict) -> str:
     """How the comparisons were made, in one paragraph (empty without comparisons)."""
     entries = _entries(results)
@@ -65,7 +76,7 @@ def comparison_sentence(results: dict) -> str:
         return ""
     first = entries[0]
     alpha, power, confidence = first["alpha"], first["power"], 1.0 - first["alpha"]
-    methods = "; ".join(dict.fromkeys(e["p_method"] for e in entries))
+    methods = _methods(e["p_method"] for e in entries)
     return (
         "A − B: mean over clips of A's minus B's value on the same clip and seed, each clip's difference "
         f"averaged over its seeds. Interval: {confidence * 100:g}% bootstrap over clips, a clip's seeds "
