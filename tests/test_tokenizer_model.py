@@ -65,8 +65,10 @@ def test_an_image_is_a_one_frame_video_in_the_same_code_space():
     assert model.decode(image_codes).shape == (1, 3, 1, 16, 16)
 
 
-def test_chunked_encode_and_decode_equal_one_pass():
-    model = randomized(TINY)
+@pytest.mark.parametrize("out_blocks", [0, 1])
+def test_chunked_encode_and_decode_equal_one_pass(out_blocks):
+    model = randomized(replace(TINY, decoder_out_blocks=out_blocks))
+    assert any(k.startswith("decoder.out_blocks.") for k in model.state_dict()) == (out_blocks > 0)
     long = video(1 + 4 * 7)
     full = model.encode_latents(long)
     for chunk in (4, 8, 12):
