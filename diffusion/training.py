@@ -64,20 +64,16 @@ class DiffusionModule(GeneratorModule):
         self.log_training(loss, logs, x0.shape[0])
         return loss
 
-    @property
-    def eval_dit(self) -> DiT:
-        return self.eval_net
-
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         x0 = self.latents(batch["codes"])
         generator = torch.Generator(device=x0.device).manual_seed(
             batch_idx
         )  # the same noise at every validation
         loss, _ = training_loss(
-            self.eval_dit, x0, self._text(batch, 0.0), FlowConfig(prefix_share=0.0), generator
+            self.eval_net, x0, self._text(batch, 0.0), FlowConfig(prefix_share=0.0), generator
         )
         self.log("val/flow_loss", loss, sync_dist=True, batch_size=x0.shape[0], prog_bar=True)
 
     def export_state(self) -> dict[str, torch.Tensor]:
         """DiT weights (EMA when kept) + the latent statistics sampling un-normalizes with."""
-        return {**self.eval_dit.state_dict(), "latent_mean": self.latent_mean, "latent_std": self.latent_std}
+        return {**self.eval_net.state_dict(), "latent_mean": self.latent_mean, "latent_std": self.latent_std}

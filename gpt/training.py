@@ -58,13 +58,9 @@ class GPTModule(GeneratorModule):
         self.log("train/corruption", self.loss_cfg.corruption(self.global_step), batch_size=size)
         return loss
 
-    @property
-    def eval_gpt(self) -> GPT:
-        return self.eval_net
-
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         sequences = self._sequences(batch, drop_captions=False)
-        _, logs = next_token_loss(self.eval_gpt, sequences, GPTLossConfig(), step=0)
+        _, logs = next_token_loss(self.eval_net, sequences, GPTLossConfig(), step=0)
         size = batch["codes"].shape[0]
         self.log("val/video_loss", logs["video_loss"], sync_dist=True, batch_size=size)
         self.log(
