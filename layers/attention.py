@@ -95,11 +95,15 @@ class Attention(nn.Module):
         flash = choose_backend(self.backend, probe) == "flash"
         self.cache = KVCache(batch, self.heads, length, self.head_dim, dtype, device, flash)
 
-    def forward(self, x: torch.Tensor, rope: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: torch.Tensor, start: int | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x (B, N, C) -> (B, N, C). ``rope``: rotations (N, D // 2) complex for these N positions.
 
         ``start``: with a cache set up, x holds positions [start, start + N) and attends to
-        every cached position before them (and causally among themselves).
+        every cached position before them (and causally among themselves when ``causal``).
+        ``mask``: (N, keys) bool, True where a query may attend (e.g. ``frame_causal_mask``);
+        it replaces the causal rule and always runs on SDPA (flash-attn takes no mask).
         """
         b, n, _ = x.shape
         q, k, v = (
@@ -111,8 +115,13 @@ class Attention(nn.Module):
             if self.cache is None:
                 raise RuntimeError("Attention: call setup_cache before decoding with start=")
             if self.cache.flash:
+                if mask is not None:
+                    raise ValueError("mask: the flash-attn cache takes none (decode frame-causal layouts on SDPA)")
                 return linear(self._flash_cached(q, k, v, start).reshape(b, n, -1), self.proj)
             k, v = self.cache.write(k, v, start)
+        if mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return linear(y.transpose(1, 2).reshape(b, n, -1), self.proj)
         if backend == "flash" and start is None:
             from flash_attn import flash_attn_func
 
