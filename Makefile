@@ -42,8 +42,11 @@ $(INSTALLED): $(CONSTRAINTS) pyproject.toml
 
 install: $(INSTALLED)
 
+# Test workers (pytest-xdist): one per core of the 2-core machines the suite is sized for.
+TEST_WORKERS ?= 2
+
 test: $(INSTALLED)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -m "not slow"

@@ -16,6 +16,30 @@ import torch
 
 from vtlm.data.writers import write_mp4
 
+# `make test` runs two pytest-xdist workers (--dist loadgroup). A test file is one unit of work
+# on one worker, so a session fixture is built once per file that needs it; the files that read
+# the quick demo (minutes) and the quick bench share one unit, so each runs once. The units that
+# take longest start first, so the two workers finish together.
+SHARED_UNITS = {name: "quick_demo" for name in (
+    "test_cli.py", "test_eval_ceiling.py", "test_eval_harness.py", "test_paired_stats.py", "test_bench.py"
+)}  # fmt: skip
+FIRST_UNITS = ("quick_demo", "test_readme.py", "test_classifier.py", "test_reliability_resume.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(SHARED_UNITS.get(item.path.name, item.path.name)))
+    rank = {unit: i for i, unit in enumerate(FIRST_UNITS)}
+    unit = lambda item: item.get_closest_marker("xdist_group").args[0]  # noqa: E731
+    items.sort(key=lambda item: rank.get(unit(item), len(rank)))  # stable: file order otherwise
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers share the cores
+    os.environ["OMP_NUM_THREADS"] = "1"  # the console-script subprocesses too
+    torch.set_num_threads(1)
+
 
 def moving_square(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """uint8 (T, H, W, 3): a bright square moving right on a dark, noisy background."""

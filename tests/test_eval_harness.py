@@ -172,6 +172,23 @@ def test_harness_writes_every_row_and_report_file(demo_eval):
         assert training["seconds"] > 0 and training["flops"] > 0
 
 
+def test_report_renders_again_from_results_json_as_read_back(demo_eval, tmp_path):
+    """results.json keeps an undefined figure as null (strict JSON): the report drawn from it
+    again (``write_report`` on the file's contents) has the same plots and tables."""
+    from vtlm.eval.report import write_report
+
+    results, out = demo_eval
+    curves = [c for row in results["results"] for c in (row.get("curves") or {}).values()]
+    assert any(v is None for c in curves for v in c["mean"]), "no undefined frame left to exercise"
+    for grid in results["sample_grids"]:
+        (tmp_path / grid["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / grid["file"], tmp_path / grid["file"])
+    paths = write_report(results, tmp_path)
+    again, first = paths["html"].read_text(), (out / "report.html").read_text()
+    assert again.count('class="plot"') == first.count('class="plot"') > 0
+    assert again.count("<table") == first.count("<table")
+
+
 def test_compare_refuses_generators_with_different_tokenizers(debug_gpt_run, debug_diffusion_run, tmp_path):
     from vtlm.eval.generators import check_shared_tokenizer, describe
 

@@ -75,6 +75,11 @@ def _axis_label(name: str, figure: dict) -> str:
     return f"{name}{unit}, {'higher' if figure['higher_is_better'] else 'lower'} is better"
 
 
+def _floats(values: Sequence) -> list[float]:
+    """Curve values as floats, an undefined one (None in results.json) as NaN (a gap in the line)."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
 def _finite_figure(figure: dict | None) -> bool:
     return bool(figure) and all(
         isinstance(figure.get(k), (int, float)) and math.isfinite(figure[k])
@@ -161,11 +166,11 @@ def drift_plot(
             unit_figure = unit_figure or curve
             color, style = colors[row["generator"]], styles[row["variant"]]
             ax.plot(
-                curve["frames"], curve["mean"], color=color, linestyle=style, lw=1.8, label=row_label(row)
+                curve["frames"], _floats(curve["mean"]), color=color, linestyle=style, lw=1.8, label=row_label(row)
             )
             if curve.get("ci_low") and curve.get("ci_high"):
                 ax.fill_between(
-                    curve["frames"], curve["ci_low"], curve["ci_high"], color=color, alpha=0.13, lw=0
+                    curve["frames"], _floats(curve["ci_low"]), _floats(curve["ci_high"]), color=color, alpha=0.13, lw=0
                 )
         thresholds = {(row.get("drift") or {}).get(name, {}).get("threshold") for row in rows} - {None}
         for threshold in sorted(thresholds):
