@@ -13,6 +13,7 @@ from vtlm.data.video_io import get_backend
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_mp4, write_png
 from vtlm.diffusion.flow import SamplerConfig
 from vtlm.gpt.sampling import SamplingConfig
+from vtlm.maskgit.sampling import MaskGITSamplingConfig
 
 
 def _file_prefix(path: str, frames: int, resolution: int) -> torch.Tensor:
@@ -38,6 +39,7 @@ def sample(
     samples_per_input: int = 1,
     sampling: SamplingConfig = SamplingConfig(),
     diffusion: SamplerConfig = SamplerConfig(),
+    maskgit: MaskGITSamplingConfig = MaskGITSamplingConfig(),
     seed: int = 0,
     device: str = "cpu",
 ) -> list[str]:
@@ -61,12 +63,14 @@ def sample(
         samples_per_input: samples drawn for each caption / prefix.
         sampling: a GPT's temperature (0: greedy), top_k, top_p, cfg_scale.
         diffusion: a diffusion model's steps, solver (euler, heun) and cfg_scale.
+        maskgit: a masked-decoding model's steps, temperature, choice_temperature, cfg_scale,
+            schedule and reencode_context.
         seed: sampling seed.
         device: cpu or cuda.
     """
     from vtlm.generate.interface import load_generator
 
-    model = load_generator(generator, device=device, sampling=sampling, sampler=diffusion)
+    model = load_generator(generator, device=device, sampling=sampling, sampler=diffusion, maskgit=maskgit)
     r = model.resolution
     truth = None
     if from_data is not None:

@@ -16,6 +16,7 @@ import yaml
 from vtlm.diffusion.flow import SamplerConfig
 from vtlm.generate.interface import Generator, load_generator
 from vtlm.gpt.sampling import SamplingConfig
+from vtlm.maskgit.sampling import MaskGITSamplingConfig
 
 
 @dataclass
@@ -30,6 +31,11 @@ class SamplingSettings:
     diffusion_steps: list[int] = dataclasses.field(default_factory=lambda: [10, 25, 50])
     # Autoregressive temperatures swept on the sweep protocol (empty: no sweep).
     gpt_temperatures: list[float] = dataclasses.field(default_factory=lambda: [0.7, 1.0])
+    maskgit: MaskGITSamplingConfig = dataclasses.field(
+        default_factory=lambda: MaskGITSamplingConfig(steps=8, cfg_scale=3.0)
+    )
+    # Masked-decoding unmasking steps swept on the sweep protocol (empty: no sweep).
+    maskgit_steps: list[int] = dataclasses.field(default_factory=lambda: [4, 8, 16])
 
 
 @dataclass
@@ -83,9 +89,11 @@ def check_shared_tokenizer(described: dict[str, dict]) -> dict:
 
 
 def default_variant(name: str, path: str, sampling: SamplingSettings, device: str) -> Variant:
-    model = load_generator(path, device, sampling.gpt, sampling.diffusion)
+    model = load_generator(path, device, sampling.gpt, sampling.diffusion, maskgit=sampling.maskgit)
     kind = describe(path)["kind"]
     settings = dataclasses.asdict(sampling.gpt if kind == "gpt" else sampling.diffusion)
+    if kind == "maskgit":
+        settings = dataclasses.asdict(sampling.maskgit)
     return Variant(name, "default", kind, settings, model)
 
 
@@ -109,6 +117,14 @@ def sweep_variants(default: Variant, sampling: SamplingSettings) -> list[Variant
             model = _with_setting(default.model, "sampling", cfg)
             settings = {**default.settings, "temperature": temperature}
             out.append(Variant(default.generator, f"temperature={temperature:g}", "gpt", settings, model))
+    elif default.kind == "maskgit":
+        for steps in sampling.maskgit_steps:
+            if steps == sampling.maskgit.steps:
+                continue
+            cfg = dataclasses.replace(sampling.maskgit, steps=steps)
+            model = _with_setting(default.model, "sampling", cfg)
+            settings = {**default.settings, "steps": steps}
+            out.append(Variant(default.generator, f"steps={steps}", "maskgit", settings, model))
     return out
 
 

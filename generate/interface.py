@@ -11,6 +11,7 @@ import yaml
 
 from vtlm.diffusion.flow import SamplerConfig
 from vtlm.gpt.sampling import SamplingConfig
+from vtlm.maskgit.sampling import MaskGITSamplingConfig
 
 
 class Generator(Protocol):
@@ -41,11 +42,13 @@ def load_generator(
     device: str = "cpu",
     sampling: SamplingConfig | None = None,
     sampler: SamplerConfig | None = None,
+    maskgit: MaskGITSamplingConfig | None = None,
 ) -> Generator:
     """The generator stored in a model directory, by the ``kind`` in its config.yaml.
 
     ``sampling``: temperature, top-k / top-p and guidance of an autoregressive generator;
-    ``sampler``: steps, solver and guidance of a diffusion generator.
+    ``sampler``: steps, solver and guidance of a diffusion generator;
+    ``maskgit``: unmasking steps, temperatures and guidance of a masked-decoding generator.
     """
     config = Path(path) / "config.yaml"
     if not config.is_file():
@@ -59,4 +62,8 @@ def load_generator(
         from .diffusion import DiffusionGenerator
 
         return DiffusionGenerator(path, device=device, sampler=sampler)
+    if kind == "maskgit":
+        from .maskgit import MaskGITGenerator
+
+        return MaskGITGenerator(path, device=device, sampling=maskgit)
     raise ValueError(f"{path}: no generator for model kind {kind!r} (expected 'gpt' or 'diffusion')")

@@ -11,24 +11,12 @@ import math
 import torch
 from torch import nn
 
-from vtlm.layers.attention import Attention
-from vtlm.layers.basic import RMSNorm, SwiGLU, keep_transposed, linear
+from vtlm.layers.basic import RMSNorm, keep_transposed, linear
+from vtlm.layers.block import Block
 from vtlm.layers.rope import rope_angles
 
 from .config import GPTConfig
 from .vocab import Vocab
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig):
-        super().__init__()
-        self.norm1, self.norm2 = RMSNorm(cfg.dim), RMSNorm(cfg.dim)
-        self.attn = Attention(cfg.dim, cfg.heads, causal=True, backend=cfg.attention)
-        self.mlp = SwiGLU(cfg.dim, int(cfg.mlp_ratio * cfg.dim))
-
-    def forward(self, x: torch.Tensor, rope: torch.Tensor, start: int | None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), rope, start)
-        return x + self.mlp(self.norm2(x))
 
 
 class GPT(nn.Module):
@@ -37,7 +25,10 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.vocab = Vocab(cfg.text_size, cfg.codebook_size)
         self.embed = nn.Embedding(self.vocab.size, cfg.dim)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.heads, cfg.mlp_ratio, causal=True, backend=cfg.attention)
+            for _ in range(cfg.depth)
+        )
         self.norm = RMSNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, self.vocab.size, bias=False)
         if cfg.tie_embeddings:

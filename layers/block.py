@@ -1,0 +1,35 @@
+"""The pre-norm transformer block shared by the token families (GPT, masked decoding).
+
+``x + attn(norm1(x))``, then ``+ mlp(norm2(x))``: RMSNorm, self-attention with RoPE (causal or
+bidirectional, optionally an explicit mask), SwiGLU. The attribute names (``norm1``, ``attn``,
+``norm2``, ``mlp``) are the checkpoint keys of every model built from it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import Attention
+from .basic import RMSNorm, SwiGLU
+
+
+class Block(nn.Module):
+    """One transformer layer of width ``dim``; the MLP is ``mlp_ratio * dim`` wide (SwiGLU)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, causal: bool, backend: str = "auto"):
+        super().__init__()
+        self.norm1, self.norm2 = RMSNorm(dim), RMSNorm(dim)
+        self.attn = Attention(dim, heads, causal=causal, backend=backend)
+        self.mlp = SwiGLU(dim, int(mlp_ratio * dim))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: torch.Tensor,
+        start: int | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, N, C) -> (B, N, C); ``rope``, ``start`` and ``mask`` as in ``Attention.forward``."""
+        x = x + self.attn(self.norm1(x), rope, start, mask)
+        return x + self.mlp(self.norm2(x))

@@ -1,0 +1,1 @@
+"""Masked parallel decoding over the tokenizer's codes (MaskGIT-style)."""

@@ -1,0 +1,104 @@
+"""The masked-decoding network: a pre-norm bidirectional transformer (RMSNorm, attention with
+RoPE, SwiGLU) over [caption prefix | video codes], some codes replaced by the MASK id.
+
+The network maps ids (B, N) at positions (N, 3) to logits over the codebook (B, N, codebook);
+the token layout is the GPT's (``vtlm.gpt.vocab``) plus one embedding row for MASK. How it is
+trained (objective.py) and sampled (sampling.py) lives apart. In the frame-causal layout the
+caller passes ``frame_mask``'s block-causal mask, or decodes with the KV caches, frame by frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vtlm.gpt.vocab import Vocab
+from vtlm.layers.basic import RMSNorm
+from vtlm.layers.block import Block
+from vtlm.layers.masks import frame_causal_mask
+from vtlm.layers.rope import rope_angles
+
+from .config import MaskGITConfig
+
+
+class MaskGIT(nn.Module):
+    def __init__(self, cfg: MaskGITConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab = Vocab(cfg.text_size, cfg.codebook_size)
+        self.mask_id = self.vocab.size  # one row past the GPT's vocabulary: its ids are unchanged
+        self.embed = nn.Embedding(self.vocab.size + 1, cfg.dim)
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.heads, cfg.mlp_ratio, causal=False, backend=cfg.attention)
+            for _ in range(cfg.depth)
+        )
+        self.norm = RMSNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.codebook_size, bias=False)  # codes only: nothing else is predicted
+        self.apply(self._init)
+        for block in self.blocks:  # residual branches scaled down with depth (GPT-2)
+            for proj in (block.attn.proj, block.mlp.w2):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.depth))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        start: int | None = None,
+    ) -> torch.Tensor:
+        """ids (B, N) int64 in [0, vocab.size] (vocab.size is MASK), positions (N, 3) int
+        -> logits over the codebook (B, N, codebook_size) float.
+
+        ``mask``: (N, N) bool attention mask (True: may attend), e.g. ``frame_mask``; None: full.
+        ``start``: decoding with the caches set up; ids are positions [start, start + N) and see
+        every cached position before them and each other.
+        """
+        return self.head(self.hidden(ids, positions, mask, start))
+
+    def hidden(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        start: int | None = None,
+    ) -> torch.Tensor:
+        """The normalized last hidden states (B, N, dim) that ``head`` maps to logits."""
+        rope = rope_angles(
+            positions.to(ids.device), self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base
+        )
+        if mask is not None:
+            mask = mask.to(ids.device)
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x, rope, start, mask)
+        return self.norm(x)
+
+    def frame_mask(self, frames: int, device=None) -> torch.Tensor | None:
+        """The attention mask of [prefix | ``frames`` latent frames]: block-causal across frames
+        when ``frame_causal`` (``vtlm.layers.masks.frame_causal_mask``), else None (full)."""
+        if not self.cfg.frame_causal:
+            return None
+        return frame_causal_mask(self.cfg.prefix_len, self.cfg.frame_tokens, frames, device)
+
+    def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:
+        """Preallocate every layer's KV cache once, for ``batch`` sequences of ``length``."""
+        weight = self.embed.weight
+        for block in self.blocks:
+            block.attn.setup_cache(batch, length or self.cfg.max_len, dtype or weight.dtype, weight.device)
+
+    def num_params(self, embeddings: bool = True) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        return total if embeddings else total - self.embed.weight.numel()
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward): 6 * non-embedding parameters
+        + 12 * depth * dim * sequence length (attention scores and values; a mask skips none)."""
+        seq_len = seq_len or self.cfg.max_len
+        return 6 * self.num_params(embeddings=False) + 12 * self.cfg.depth * self.cfg.dim * seq_len
