@@ -61,48 +61,69 @@ def fit(
         trainer: run directory, steps, time budget, hardware, precision, strategy, resumption.
         ema_decay: EMA of the weights (evaluated and exported); null to turn off.
     """
-    from vtlm.data.token_datamodule import TokenDataModule
     from vtlm.diffusion.training import DiffusionModule
-    from vtlm.tokenizer.io import load_tokenizer
 
-    datamodule = TokenDataModule(data)
-    shards = datamodule.train_shards
-    tokenizer_dir = shards.extra.get("tokenizer_dir")
-    if not tokenizer_dir or not Path(tokenizer_dir).is_dir():
-        raise FileNotFoundError(
-            f"data.train: the shards' tokenizer is not at {tokenizer_dir!r} (it maps codes to latents)"
-        )
-    tokenizer = load_tokenizer(tokenizer_dir)
-    h, w = shards.grid
-    cfg = apply_overrides(preset(preset_name), model)
-    cfg = replace(
-        cfg,
-        text_size=datamodule.text.vocab_size,
-        latent_dim=tokenizer.bottleneck.latent_dim,
-        grid_h=h,
-        grid_w=w,
+    setup = LatentSetup(preset_name, model, data, frame_causal=False)
+    run_dir = start_run(
+        trainer, setup.settings(flow=asdict(flow), optim=asdict(optim), trainer=asdict(trainer))
     )
-    check_window(data.window, cfg.max_frames, shards, data.train)
-    mean, std = latent_statistics(shards, tokenizer.bottleneck)
-    settings = {
-        "preset": preset_name,
-        "model": cfg.to_dict(),
-        "flow": asdict(flow),
-        "optim": asdict(optim),
-        "data": asdict(data),
-        "trainer": asdict(trainer),
-    }
-    run_dir = start_run(trainer, settings)
-    info = pairing(shards, data.text_model, data.train)
     module = DiffusionModule(
-        cfg, flow, optim, trainer.max_steps, tokenizer.bottleneck, mean, std, ema_decay, info
+        setup.cfg, flow, optim, trainer.max_steps, *setup.latent_args(), ema_decay, setup.info
     )
-    print(
-        f"diffusion: {module.dit.num_params() / 1e6:.2f}M parameters, {module.dit.flops_per_example(data.window) / 1e9:.2f} "
-        f"GFLOPs per training example ({data.window} latent frames of {h}x{w}x{cfg.latent_dim}); run dir {run_dir}",
-        flush=True,
-    )
-    return fit_and_export(trainer, module, datamodule, "diffusion")
+    setup.announce("diffusion", module.dit, run_dir)
+    return fit_and_export(trainer, module, setup.datamodule, "diffusion")
+
+
+class LatentSetup:
+    """What a DiT family's fit needs from its shards, made once: the data module, the tokenizer
+    that maps codes to latents, the preset with the data's sizes, the latent statistics and the
+    pairing record (shared by `vtlm diffusion fit` and `vtlm forcing fit`)."""
+
+    def __init__(self, preset_name: str, model, data: TokenDataConfig, frame_causal: bool):
+        from vtlm.data.token_datamodule import TokenDataModule
+        from vtlm.tokenizer.io import load_tokenizer
+
+        self.preset_name, self.data = preset_name, data
+        self.datamodule = TokenDataModule(data)
+        shards = self.datamodule.train_shards
+        tokenizer_dir = shards.extra.get("tokenizer_dir")
+        if not tokenizer_dir or not Path(tokenizer_dir).is_dir():
+            raise FileNotFoundError(
+                f"data.train: the shards' tokenizer is not at {tokenizer_dir!r} (it maps codes to latents)"
+            )
+        self.tokenizer = load_tokenizer(tokenizer_dir)
+        h, w = shards.grid
+        self.cfg = replace(
+            apply_overrides(preset(preset_name, frame_causal), model),
+            text_size=self.datamodule.text.vocab_size,
+            latent_dim=self.tokenizer.bottleneck.latent_dim,
+            grid_h=h,
+            grid_w=w,
+        )
+        check_window(data.window, self.cfg.max_frames, shards, data.train)
+        self.mean, self.std = latent_statistics(shards, self.tokenizer.bottleneck)
+        self.info = pairing(shards, data.text_model, data.train)
+
+    def settings(self, **sections: dict) -> dict:
+        """The run's settings for run.yaml: preset, model, data and the family's sections."""
+        return {
+            "preset": self.preset_name,
+            "model": self.cfg.to_dict(),
+            "data": asdict(self.data),
+            **sections,
+        }
+
+    def latent_args(self) -> tuple:
+        """(to_latents, latent_mean, latent_std) as the DiT modules take them."""
+        return self.tokenizer.bottleneck, self.mean, self.std
+
+    def announce(self, kind: str, net, run_dir: Path) -> None:
+        window, cfg = self.data.window, self.cfg
+        print(
+            f"{kind}: {net.num_params() / 1e6:.2f}M parameters, {net.flops_per_example(window) / 1e9:.2f} GFLOPs per "
+            f"training example ({window} latent frames of {cfg.grid_h}x{cfg.grid_w}x{cfg.latent_dim}); run dir {run_dir}",
+            flush=True,
+        )
 
 
 COMMANDS = {"fit": fit}

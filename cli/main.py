@@ -20,6 +20,7 @@ GROUPS: dict[str, str] = {
     "tokenizer": "train the causal 3-D video tokenizer, tokenize datasets into shards",
     "gpt": "train the GPT over [caption | video codes] on token shards",
     "diffusion": "train the diffusion baseline on the same token shards",
+    "forcing": "train frame-causal diffusion (diffusion forcing) on the same token shards",
     "maskgit": "train masked parallel decoding (MaskGIT) over the same token shards",
     "sample": "videos from a trained generator: from a caption, a prefix video, or both",
     "eval": "generators through the shared evaluation harness: protocols, metrics, report",
@@ -43,6 +44,10 @@ def _group_commands(group: str) -> dict[str, Callable] | Callable:
         return COMMANDS
     if group == "diffusion":
         from .diffusion_cmds import COMMANDS
+
+        return COMMANDS
+    if group == "forcing":
+        from .forcing_cmds import COMMANDS
 
         return COMMANDS
     if group == "maskgit":

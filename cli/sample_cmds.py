@@ -12,6 +12,7 @@ from vtlm.data.synthetic import SyntheticConfig, SyntheticDataset
 from vtlm.data.video_io import get_backend
 from vtlm.data.writers import frame_strip, grid_video, to_uint8, upscale, write_gif, write_mp4, write_png
 from vtlm.diffusion.flow import SamplerConfig
+from vtlm.diffusion.forcing import ForcingSamplerConfig
 from vtlm.gpt.sampling import SamplingConfig
 from vtlm.maskgit.sampling import MaskGITSamplingConfig
 
@@ -39,6 +40,7 @@ def sample(
     samples_per_input: int = 1,
     sampling: SamplingConfig = SamplingConfig(),
     diffusion: SamplerConfig = SamplerConfig(),
+    forcing: ForcingSamplerConfig = ForcingSamplerConfig(),
     maskgit: MaskGITSamplingConfig = MaskGITSamplingConfig(),
     seed: int = 0,
     device: str = "cpu",
@@ -63,6 +65,8 @@ def sample(
         samples_per_input: samples drawn for each caption / prefix.
         sampling: a GPT's temperature (0: greedy), top_k, top_p, cfg_scale.
         diffusion: a diffusion model's steps, solver (euler, heun) and cfg_scale.
+        forcing: a frame-causal diffusion model's steps, solver, context_noise, hist_scale,
+            cfg_scale, anchor_first and chunk.
         maskgit: a masked-decoding model's steps, temperature, choice_temperature, cfg_scale,
             schedule and reencode_context.
         seed: sampling seed.
@@ -70,7 +74,9 @@ def sample(
     """
     from vtlm.generate.interface import load_generator
 
-    model = load_generator(generator, device=device, sampling=sampling, sampler=diffusion, maskgit=maskgit)
+    model = load_generator(
+        generator, device=device, sampling=sampling, sampler=diffusion, maskgit=maskgit, forcing=forcing
+    )
     r = model.resolution
     truth = None
     if from_data is not None:

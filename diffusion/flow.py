@@ -116,6 +116,23 @@ def _velocity(
     return v_uncond + scale * (v_cond - v_uncond)
 
 
+def solver_step(
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    s: torch.Tensor,
+    s_next: torch.Tensor,
+    solver: str,
+    last: bool,
+) -> torch.Tensor:
+    """x at level s -> x at level s_next < s, with ``velocity(x, level)``: Euler, or Heun (Euler
+    on the ``last`` step, as ``sample`` does). For samplers that drive their own loop."""
+    v = velocity(x, s)
+    x_next = x + (s_next - s) * v
+    if solver == "heun" and not last:
+        x_next = x + (s_next - s) * 0.5 * (v + velocity(x_next, s_next))
+    return x_next
+
+
 @torch.no_grad()
 def sample(
     net: Net,

@@ -1,4 +1,4 @@
-"""Lightning module that trains the diffusion transformer on the same token shards as the GPT,
+"""Lightning modules that train the diffusion transformer on the same token shards as the GPT,
 on the generator-training base (AdamW groups, warmup + cosine, EMA, gradient watch, export).
 
 Codes are mapped to the tokenizer's latents (exactly what the codes stand for) with the
@@ -20,24 +20,27 @@ from .flow import FlowConfig, training_loss
 from .model import DiT, caption_batch
 
 
-class DiffusionModule(GeneratorModule):
+class LatentModule(GeneratorModule):
+    """A DiT trained on the tokenizer's normalized latents: what the diffusion and the
+    frame-causal (forcing) families share. ``objective``: the family's objective settings, by
+    name, for the checkpoint; ``kind``: the exported model directory's kind."""
+
     def __init__(
         self,
         model: DiTConfig,
-        flow: FlowConfig,
+        objective: dict,
         optim: OptimConfig,
         total_steps: int,
         to_latents: torch.nn.Module,
         latent_mean: list[float],
         latent_std: list[float],
-        ema_decay: float | None = None,
-        tokenizer: dict | None = None,
+        ema_decay: float | None,
+        tokenizer: dict | None,
+        kind: str,
     ):
-        hparams = {"model": model.to_dict(), "flow": asdict(flow)}
-        super().__init__(
-            "dit", DiT(model), hparams, optim, total_steps, ema_decay, tokenizer, kind="diffusion"
-        )
-        self.model_cfg, self.flow_cfg = model, flow
+        hparams = {"model": model.to_dict(), **objective}
+        super().__init__("dit", DiT(model), hparams, optim, total_steps, ema_decay, tokenizer, kind=kind)
+        self.model_cfg = model
         self._to_latents = [to_latents.eval().requires_grad_(False)]  # a list: not a submodule, not saved
         self.register_buffer("latent_mean", torch.tensor(latent_mean).view(1, -1, 1, 1, 1))
         self.register_buffer("latent_std", torch.tensor(latent_std).view(1, -1, 1, 1, 1))
@@ -56,6 +59,30 @@ class DiffusionModule(GeneratorModule):
         """FLOPs of one training step on ``batch`` (forward + backward, every example)."""
         return batch["codes"].shape[0] * self.dit.flops_per_example(batch["codes"].shape[1])
 
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """DiT weights (EMA when kept) + the latent statistics sampling un-normalizes with."""
+        return {**self.eval_net.state_dict(), "latent_mean": self.latent_mean, "latent_std": self.latent_std}
+
+
+class DiffusionModule(LatentModule):
+    def __init__(
+        self,
+        model: DiTConfig,
+        flow: FlowConfig,
+        optim: OptimConfig,
+        total_steps: int,
+        to_latents: torch.nn.Module,
+        latent_mean: list[float],
+        latent_std: list[float],
+        ema_decay: float | None = None,
+        tokenizer: dict | None = None,
+    ):
+        super().__init__(
+            model, {"flow": asdict(flow)}, optim, total_steps, to_latents, latent_mean, latent_std,
+            ema_decay, tokenizer, kind="diffusion",
+        )  # fmt: skip
+        self.flow_cfg = flow
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x0 = self.latents(batch["codes"])
         loss, logs = training_loss(
@@ -73,7 +100,3 @@ class DiffusionModule(GeneratorModule):
             self.eval_net, x0, self._text(batch, 0.0), FlowConfig(prefix_share=0.0), generator
         )
         self.log("val/flow_loss", loss, sync_dist=True, batch_size=x0.shape[0], prog_bar=True)
-
-    def export_state(self) -> dict[str, torch.Tensor]:
-        """DiT weights (EMA when kept) + the latent statistics sampling un-normalizes with."""
-        return {**self.eval_net.state_dict(), "latent_mean": self.latent_mean, "latent_std": self.latent_std}

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from vtlm.diffusion.flow import SamplerConfig
+from vtlm.diffusion.forcing import ForcingSamplerConfig
 from vtlm.generate.interface import Generator, load_generator
 from vtlm.gpt.sampling import SamplingConfig
 from vtlm.maskgit.sampling import MaskGITSamplingConfig
@@ -31,6 +32,11 @@ class SamplingSettings:
     diffusion_steps: list[int] = dataclasses.field(default_factory=lambda: [10, 25, 50])
     # Autoregressive temperatures swept on the sweep protocol (empty: no sweep).
     gpt_temperatures: list[float] = dataclasses.field(default_factory=lambda: [0.7, 1.0])
+    forcing: ForcingSamplerConfig = dataclasses.field(
+        default_factory=lambda: ForcingSamplerConfig(steps=25, cfg_scale=3.0)
+    )
+    # Frame-causal diffusion: context noise levels swept on the sweep protocol (empty: no sweep).
+    forcing_context_noise: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.3])
     maskgit: MaskGITSamplingConfig = dataclasses.field(
         default_factory=lambda: MaskGITSamplingConfig(steps=8, cfg_scale=3.0)
     )
@@ -89,11 +95,15 @@ def check_shared_tokenizer(described: dict[str, dict]) -> dict:
 
 
 def default_variant(name: str, path: str, sampling: SamplingSettings, device: str) -> Variant:
-    model = load_generator(path, device, sampling.gpt, sampling.diffusion, maskgit=sampling.maskgit)
+    model = load_generator(
+        path, device, sampling.gpt, sampling.diffusion, maskgit=sampling.maskgit, forcing=sampling.forcing
+    )
     kind = describe(path)["kind"]
     settings = dataclasses.asdict(sampling.gpt if kind == "gpt" else sampling.diffusion)
     if kind == "maskgit":
         settings = dataclasses.asdict(sampling.maskgit)
+    if kind == "forcing":
+        settings = dataclasses.asdict(sampling.forcing)
     return Variant(name, "default", kind, settings, model)
 
 
@@ -125,6 +135,14 @@ def sweep_variants(default: Variant, sampling: SamplingSettings) -> list[Variant
             model = _with_setting(default.model, "sampling", cfg)
             settings = {**default.settings, "steps": steps}
             out.append(Variant(default.generator, f"steps={steps}", "maskgit", settings, model))
+    elif default.kind == "forcing":
+        for level in sampling.forcing_context_noise:
+            if level == sampling.forcing.context_noise:
+                continue
+            cfg = dataclasses.replace(sampling.forcing, context_noise=level)
+            settings = {**default.settings, "context_noise": level}
+            model = _with_setting(default.model, "sampler", cfg)
+            out.append(Variant(default.generator, f"context_noise={level:g}", "forcing", settings, model))
     return out
 
 

@@ -283,6 +283,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
             "sampling": {
                 "gpt": dataclasses.asdict(cfg.sampling.gpt),
                 "diffusion": dataclasses.asdict(cfg.sampling.diffusion),
+                "forcing": dataclasses.asdict(cfg.sampling.forcing),
                 "maskgit": dataclasses.asdict(cfg.sampling.maskgit),
             },
         },

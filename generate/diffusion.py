@@ -21,6 +21,8 @@ class DiffusionGenerator:
     GPT's: the last ``max_frames - 1`` latent frames become the clean prefix of the next window.
     """
 
+    kind = "diffusion"  # the model directory's kind (the frame-causal family subclasses this one)
+
     def __init__(
         self,
         path: str | os.PathLike,
@@ -29,7 +31,7 @@ class DiffusionGenerator:
         tokenizer_dir: str | None = None,
         text_model: str | None = None,
     ):
-        meta, state = load_model_dir(path, "diffusion")
+        meta, state = load_model_dir(path, self.kind)
         self.cfg = DiTConfig.from_dict(meta["config"])
         self.mean = state.pop("latent_mean").to(device)
         self.std = state.pop("latent_std").to(device)
@@ -73,18 +75,14 @@ class DiffusionGenerator:
         cfg, r = self.cfg, self.resolution
         total = self.tokenizer.cfg.latent_shape(num_frames, r, r)[0]
         device = self.mean.device
-        text = caption_batch(caption_ids(self.text, captions, cfg.text_len), cfg.text_len).to(device)
-        uncond = torch.zeros_like(text)
+        text, uncond = self.caption_rows(captions)
         generator = torch.Generator(device=device).manual_seed(seed)
         batch = len(captions)
-        video = torch.zeros(batch, cfg.latent_dim, 0, cfg.grid_h, cfg.grid_w, device=device)
-        if prefix is not None:
-            check_prefix(prefix, batch, r)
-            video = (self.tokenizer.encode_latents(prefix.to(device)) - self.mean) / self.std
-            if video.shape[2] > cfg.max_frames - 1:
-                raise ValueError(
-                    f"prefix: {video.shape[2]} latent frames do not fit the window of {cfg.max_frames} with room to generate"
-                )
+        video = self.prefix_latents(prefix, batch)
+        if video.shape[2] > cfg.max_frames - 1:
+            raise ValueError(
+                f"prefix: {video.shape[2]} latent frames do not fit the window of {cfg.max_frames} with room to generate"
+            )
         while video.shape[2] < total:
             context = video[:, :, max(0, video.shape[2] - (cfg.max_frames - 1)) :]
             window = min(cfg.max_frames, context.shape[2] + total - video.shape[2])
@@ -99,6 +97,26 @@ class DiffusionGenerator:
                 generator,
             )
             video = torch.cat([video, out[:, :, context.shape[2] :]], dim=2)
+        return self.decode(video, prefix)
+
+    def caption_rows(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Caption ids (B, text_len) and the all-pad unconditional captions of the same shape."""
+        ids = caption_ids(self.text, captions, self.cfg.text_len)
+        text = caption_batch(ids, self.cfg.text_len).to(self.mean.device)
+        return text, torch.zeros_like(text)
+
+    def prefix_latents(self, prefix: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Prefix frames (B, 3, k, R, R) in [-1, 1] -> normalized latents (B, D, k', h, w);
+        no prefix: (B, D, 0, h, w)."""
+        cfg, device = self.cfg, self.mean.device
+        if prefix is None:
+            return torch.zeros(batch, cfg.latent_dim, 0, cfg.grid_h, cfg.grid_w, device=device)
+        check_prefix(prefix, batch, self.resolution)
+        return (self.tokenizer.encode_latents(prefix.to(device)) - self.mean) / self.std
+
+    def decode(self, video: torch.Tensor, prefix: torch.Tensor | None) -> torch.Tensor:
+        """Normalized latents (B, D, t, h, w) -> frames (B, 3, T, R, R) in [-1, 1], the given
+        prefix frames put back exactly."""
         frames = self.tokenizer.decode_latents(video * self.std + self.mean)
         if prefix is not None:
             frames[:, :, : prefix.shape[2]] = prefix.to(frames)

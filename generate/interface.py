@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from vtlm.diffusion.flow import SamplerConfig
+from vtlm.diffusion.forcing import ForcingSamplerConfig
 from vtlm.gpt.sampling import SamplingConfig
 from vtlm.maskgit.sampling import MaskGITSamplingConfig
 
@@ -43,12 +44,14 @@ def load_generator(
     sampling: SamplingConfig | None = None,
     sampler: SamplerConfig | None = None,
     maskgit: MaskGITSamplingConfig | None = None,
+    forcing: ForcingSamplerConfig | None = None,
 ) -> Generator:
     """The generator stored in a model directory, by the ``kind`` in its config.yaml.
 
     ``sampling``: temperature, top-k / top-p and guidance of an autoregressive generator;
     ``sampler``: steps, solver and guidance of a diffusion generator;
-    ``maskgit``: unmasking steps, temperatures and guidance of a masked-decoding generator.
+    ``maskgit``: unmasking steps, temperatures and guidance of a masked-decoding generator;
+    ``forcing``: steps, solver, context noise, guidance and window of a frame-causal diffusion one.
     """
     config = Path(path) / "config.yaml"
     if not config.is_file():
@@ -62,6 +65,10 @@ def load_generator(
         from .diffusion import DiffusionGenerator
 
         return DiffusionGenerator(path, device=device, sampler=sampler)
+    if kind == "forcing":
+        from .forcing import ForcingGenerator
+
+        return ForcingGenerator(path, device=device, sampler=forcing)
     if kind == "maskgit":
         from .maskgit import MaskGITGenerator
 
