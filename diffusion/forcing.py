@@ -23,8 +23,10 @@ positions (``vtlm.layers.rolling_cache``) instead of re-encoding the window.
 
 That rolling cache equals re-encoding the window with positions restarted exactly for a one-block
 network; deeper, a held frame's keys still carry what it saw when committed, including frames
-that have left the window (the test suite checks the one-block case; the difference at depth 2 is
-measured there).
+that have left the window (the test suite checks the one-block case). Measured on the debug preset
+(2 blocks, trained 150 steps on the random-tokenizer shards, 9 latent frames, window 3, 10 steps,
+CFG 3): the rolled frames differ from re-encoding by 0.6% relative RMS (another seed: 128%), and
+the cached sampler took 1.35 s against 3.78 s for re-encoding at every step (2.8x).
 
 Guidance: v = v(no history, no caption) + hist_scale (v(history, no caption) - v(no history, no
 caption)) + cfg_scale (v(history, caption) - v(history, no caption)), the needed branches in one
@@ -111,7 +113,9 @@ class ForcingSamplerConfig:
 
     steps: int = 25
     solver: Literal["euler", "heun"] = "euler"
-    # Level the held frames are noised to and conditioned on (0: clean history).
+    # Level the held frames are noised to and conditioned on (0: clean history). 0.1: inside the
+    # training range (max_context_noise 0.2). On the debug model (150 steps) 16-frame rollouts
+    # drifted alike at 0, 0.1, 0.2 and 0.3 (latent std 0.95 -> 0.93 for all): not yet decided.
     context_noise: float = 0.1
     # History guidance (1: off) and classifier-free guidance on the caption (1: off).
     hist_scale: float = 1.0
