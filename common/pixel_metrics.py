@@ -34,11 +34,17 @@ def psnr_per_frame(x: torch.Tensor, y: torch.Tensor, data_range: float = DATA_RA
     return (10.0 * torch.log10(data_range**2 / mse)).float()
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    """The normalized 1-D Gaussian (size,) float64; the 2-D window is its outer product."""
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
+    return g / g.sum()
+
+
+def _window_mean(frames: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) -> (N, 1, H - k + 1, W - k + 1): the Gaussian-weighted mean over every
+    window that fits, as two 1-D passes (the window is separable: 2k multiply-adds, not k^2)."""
+    return F.conv2d(F.conv2d(frames, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
 
 
 def ssim_per_frame(
@@ -51,11 +57,12 @@ def ssim_per_frame(
         raise ValueError(f"ssim: frames of {h}x{w} are smaller than the {window}x{window} window")
     frames_x = x.double().permute(0, 2, 1, 3, 4).reshape(b * t * c, 1, h, w)
     frames_y = y.double().permute(0, 2, 1, 3, 4).reshape(b * t * c, 1, h, w)
-    kernel = _gaussian_window(window, sigma, x.device)[None, None]
-    mu_x, mu_y = F.conv2d(frames_x, kernel), F.conv2d(frames_y, kernel)
-    var_x = F.conv2d(frames_x * frames_x, kernel) - mu_x**2
-    var_y = F.conv2d(frames_y * frames_y, kernel) - mu_y**2
-    cov = F.conv2d(frames_x * frames_y, kernel) - mu_x * mu_y
+    g = _gaussian_1d(window, sigma, x.device)
+    moments = _window_mean(
+        torch.cat([frames_x, frames_y, frames_x * frames_x, frames_y * frames_y, frames_x * frames_y]), g
+    )
+    mu_x, mu_y, xx, yy, xy = moments.chunk(5)
+    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.mean(dim=(1, 2, 3)).view(b, t, c).mean(dim=2).float()

@@ -165,6 +165,7 @@ def measure_generation(
     repeats: int = 3,
     fps: float = 8.0,
     device: str | torch.device | None = None,
+    warmup: bool = True,
 ) -> dict:
     """Cost of ``generator.generate(captions, num_frames, prefix, seed)``.
 
@@ -183,6 +184,9 @@ def measure_generation(
         fps: frame rate the videos are played at, for seconds per second of video.
         device: where to measure memory and synchronize; by default the device of
             ``generator.model``'s parameters, else the CPU.
+        warmup: make the untimed warm-up calls. Off only for a generator that has just run
+            the same work (the harness right after it generated the protocol's clips): then
+            the peak memory is taken over the first timed call.
 
     Returns a dict:
         ``seconds_per_clip``: median seconds of a call / clips per call; ``seconds_per_clip_spread``:
@@ -215,19 +219,21 @@ def measure_generation(
     device = torch.device(device) if device is not None else _device_of(generator)
     batch, generated = len(captions), num_frames - k
 
+    def timed(frames: int, calls: int) -> list[float]:
+        return [_timed_call(generator, device, captions, frames, prefix, seed) for _ in range(calls)]
+
     with peak_memory(device) as memory:
-        _timed_call(generator, device, captions, num_frames, prefix, seed)
-    seconds = [_timed_call(generator, device, captions, num_frames, prefix, seed) for _ in range(repeats)]
+        first_call = timed(num_frames, 1)  # the warm-up, or the first timed call without one
+    seconds = timed(num_frames, repeats) if warmup else first_call + timed(num_frames, repeats - 1)
     median = statistics.median(seconds)
 
     first_frames = k + generator.temporal_stride if k else 1
     if first_frames == num_frames:
         first = median
     else:
-        _timed_call(generator, device, captions, first_frames, prefix, seed)
-        first = statistics.median(
-            [_timed_call(generator, device, captions, first_frames, prefix, seed) for _ in range(repeats)]
-        )
+        if warmup:
+            timed(first_frames, 1)
+        first = statistics.median(timed(first_frames, repeats))
 
     count = getattr(generator, "function_evaluations", None)
     return {
@@ -245,6 +251,7 @@ def measure_generation(
         "prefix_frames": k,
         "generated_frames": generated,
         "repeats": repeats,
+        "warmup": warmup,
         "fps": fps,
         "device": str(device),
     }

@@ -26,14 +26,24 @@ SHARED_UNITS = {name: "quick_demo" for name in (
 FIRST_UNITS = ("quick_demo", "test_readme.py", "test_classifier.py", "test_reliability_resume.py")
 
 
+def pytest_itemcollected(item):
+    """Each test's unit, marked as it is collected (before xdist reads the marks)."""
+    if item.get_closest_marker("xdist_group") is None:
+        item.add_marker(pytest.mark.xdist_group(SHARED_UNITS.get(item.path.name, item.path.name)))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(SHARED_UNITS.get(item.path.name, item.path.name)))
     rank = {unit: i for i, unit in enumerate(FIRST_UNITS)}
     unit = lambda item: item.get_closest_marker("xdist_group").args[0]  # noqa: E731
     items.sort(key=lambda item: rank.get(unit(item), len(rank)))  # stable: file order otherwise
+
+
+def pytest_collection_finish(session):
+    """Under --dist loadgroup, refuse to run when the units did not reach xdist (it reads them
+    from "@unit" node id suffixes): every quick-demo reader would then build its own demo."""
+    if session.config.getoption("loadgroup", False) and any("@" not in i.nodeid for i in session.items):
+        raise pytest.UsageError("pytest-xdist --dist loadgroup did not group the tests (see pyproject's pytest pin)")
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers share the cores

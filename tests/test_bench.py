@@ -97,6 +97,14 @@ def test_measure_generation_after_a_prefix_and_without_optional_parts():
         measure_generation(fake, ["a"], 13, repeats=0)
 
 
+def test_measure_generation_without_warm_up_times_every_call_and_takes_memory_over_the_first():
+    fake = SleepyGenerator(megabytes=100, base=0.05, per_frame=0.01)
+    cost = measure_generation(fake, ["a"], 17, repeats=2, fps=8.0, warmup=False)
+    assert fake.calls == [17, 17, 1, 1]  # no untimed call: both clip calls timed, then the first frame
+    assert len(cost["seconds"]) == 2 and min(cost["seconds"]) >= fake.seconds(17)
+    assert cost["warmup"] is False and 90 < cost["peak_memory_mb"] < 130
+
+
 def _row(key, vtlm, peers, **extra):
     return {"id": key, "workload": key, "unit": "x/s", "vtlm": vtlm, "peers": peers, **extra}
 
