@@ -8,8 +8,9 @@ The stages run in order and print where their output is:
 4. train the causal 3-D tokenizer (9x32x32 clips -> 3x8x8 FSQ codes);
 5. tokenize train / val / test once into token shards;
 6. train the GPT and the diffusion baseline on the shards, at matched parameters (within
-   5%) and the same number of training steps;
-7. run the evaluation harness on both (reconstruction, text-to-video, continuation of 5
+   5%) and the same number of training steps (``--families`` adds frame-causal diffusion and
+   masked parallel decoding, or picks any of the four);
+7. run the evaluation harness on them (reconstruction, text-to-video, continuation of 5
    frames, 4x-long rollouts by sliding window and by last-frame chaining, a diffusion-steps
    and temperature sweep in the quick run) and write its report: OUT/eval/report.html, report.md,
    results.json and sample grids under OUT/eval/samples/.
@@ -38,8 +39,11 @@ from vtlm.train.trainer import TrainerConfig
 
 from .diffusion_cmds import DiTOverrides
 from .diffusion_cmds import fit as fit_diffusion
+from .forcing_cmds import fit as fit_forcing
 from .gpt_cmds import GPTOverrides
 from .gpt_cmds import fit as fit_gpt
+from .maskgit_cmds import MaskGITOverrides
+from .maskgit_cmds import fit as fit_maskgit
 from .tokenizer_cmds import TokenizerOverrides, encode, fit
 
 # Larger shapes than the generator's default (radius 4.5-6.4 px at 32 px): each spans two to
@@ -63,6 +67,23 @@ GENERATOR_PRESET = "mini"
 # classifier included): above the 15-minute aim (README).
 TOKENIZER_STEPS = 360
 GENERATOR_STEPS = 500
+# The generator families the demo can train; `make demo` compares the first two.
+FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")
+
+
+def _family_fits(quick: bool) -> dict[str, tuple]:
+    """Per family: its fit command, its model overrides and its optimizer. The token families
+    (GPT, masked decoding) share one recipe, the latent ones (DiT, frame-causal DiT) another;
+    the learning rates were tuned on the GPT and the DiT (the other two take their sibling's)."""
+    warmup = 5 if quick else 40
+    tokens = OptimConfig(lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=warmup)
+    latents = OptimConfig(lr=1e-3, betas=(0.9, 0.95), warmup_steps=warmup)
+    return {
+        "gpt": (fit_gpt, GPTOverrides(text_len=32), tokens),
+        "diffusion": (fit_diffusion, DiTOverrides(text_len=32), latents),
+        "forcing": (fit_forcing, DiTOverrides(text_len=32), latents),
+        "maskgit": (fit_maskgit, MaskGITOverrides(text_len=32), tokens),
+    }
 
 
 class _Clock:
@@ -102,9 +123,10 @@ def _text_model(manifest: Path, out: Path) -> Path:
 
 
 def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
-    """The shared harness on both generators: reconstruction, text-to-video, continuation of
+    """The shared harness on every generator: reconstruction, text-to-video, continuation of
     5 frames and 4x-long rollouts (sliding window vs last-frame chaining), then the report."""
     from vtlm.diffusion.flow import SamplerConfig
+    from vtlm.diffusion.forcing import ForcingSamplerConfig
     from vtlm.eval.generators import SamplingSettings
     from vtlm.eval.harness import EvalConfig, run_eval
 
@@ -115,12 +137,17 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
         protocol_clips={} if quick else {"shapes-rollout": 4},  # 65-frame rollouts: the costliest
         samples_per_clip=2 if quick else 1,  # the full run's budget: one sample per clip and seed
         # Both runs sample the DiT with 10 Euler steps (measured on this data: the same quality
-        # as 25 within the intervals, at 0.4x the cost); only the quick run sweeps settings.
+        # as 25 within the intervals, at 0.4x the cost), and the frame-causal DiT with as many per
+        # frame; only the quick run sweeps settings.
         sampling=SamplingSettings(
             diffusion=SamplerConfig(steps=10, cfg_scale=3.0),
             diffusion_steps=[5] if quick else [],
             gpt_temperatures=[0.7] if quick else [],
+            forcing=ForcingSamplerConfig(steps=10, cfg_scale=3.0),
+            forcing_context_noise=[0.0] if quick else [],
+            maskgit_steps=[4] if quick else [],
         ),
+        cost_warmup=False,  # each generator is measured right after it generated the clips
         classifier_cache=str(out_dir / "eval_cache"),
         # quick: plumbing only, its adherence means little; full: 200 of the default 300 steps
         classifier_steps=20 if quick else 200,
@@ -139,6 +166,7 @@ def demo(
     generator_steps: int = GENERATOR_STEPS,
     tokenizer_minutes: float | None = None,
     generator_minutes: float | None = None,
+    families: list[str] | None = None,
 ) -> dict:
     """Run the workflow on built-in data and print where every output is.
 
@@ -153,7 +181,14 @@ def demo(
         tokenizer_minutes: also stop the tokenizer after this many minutes (None: steps only).
             A time budget makes the result depend on the machine's speed.
         generator_minutes: the same for each generator.
+        families: the generator families trained and compared, from gpt, diffusion, forcing
+            (frame-causal diffusion) and maskgit (masked parallel decoding); all at matched
+            parameters and the same steps on the same shards (None: gpt and diffusion).
     """
+    families = list(families or ("gpt", "diffusion"))
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown or len(set(families)) != len(families) or len(families) < 1:
+        raise ValueError(f"families: expected distinct names from {list(FAMILIES)}, got {families}")
     clock, out_dir = _Clock(), Path(out)
     counts = {"train": 48, "val": 8, "test": 8} if quick else {"train": 512, "val": 64, "test": 64}
     data_dir = out_dir / "data" / "shapes"
@@ -203,7 +238,7 @@ def demo(
         encode(str(tokenizer_dir), str(out_dir / "tokens"), data=data, num_clips=shard_counts, batch_size=32)
     )
 
-    clock.stage("6. training the GPT and the diffusion baseline on the shards (same budget, matched size)")
+    clock.stage(f"6. training {', '.join(families)} on the shards (same budget, matched size)")
     tokens = TokenDataConfig(
         train=str(shards / "train"),
         val=str(shards / "val"),
@@ -212,20 +247,9 @@ def demo(
         batch_size=8,
     )
     generators = {}
-    for name, fit_fn, overrides, optim in (
-        (
-            "gpt",
-            fit_gpt,
-            GPTOverrides(text_len=32),
-            OptimConfig(lr=2e-3, weight_decay=0.1, betas=(0.9, 0.95), warmup_steps=5 if quick else 40),
-        ),
-        (
-            "diffusion",
-            fit_diffusion,
-            DiTOverrides(text_len=32),
-            OptimConfig(lr=1e-3, betas=(0.9, 0.95), warmup_steps=5 if quick else 40),
-        ),
-    ):
+    fits = _family_fits(quick)
+    for name in families:
+        fit_fn, overrides, optim = fits[name]
         run = TrainerConfig(
             out_dir=str(out_dir / name),
             max_steps=30 if quick else generator_steps,
@@ -239,16 +263,15 @@ def demo(
             fit_fn("debug" if quick else GENERATOR_PRESET, overrides, data=tokens, trainer=run, optim=optim)
         )
     sizes = {name: describe(path)["params"] for name, path in generators.items()}
-    gap = abs(sizes["diffusion"] - sizes["gpt"]) / sizes["gpt"]
-    print(
-        f"   parameters: gpt {sizes['gpt'] / 1e6:.3f}M, diffusion {sizes['diffusion'] / 1e6:.3f}M ({gap:.1%} apart)"
-    )
+    gap = (max(sizes.values()) - min(sizes.values())) / min(sizes.values())
+    listed = ", ".join(f"{name} {size / 1e6:.3f}M" for name, size in sizes.items())
+    print(f"   parameters: {listed} (at most {gap:.1%} apart)")
     if gap > 0.05 and not quick:
         raise RuntimeError(
             f"the generators are {gap:.1%} apart in parameters, more than the 5% the comparison needs"
         )
 
-    clock.stage("7. the evaluation harness: both generators through the same protocols, then the report")
+    clock.stage("7. the evaluation harness: every generator through the same protocols, then the report")
     results = _evaluate(generators, out_dir, quick)
     report = out_dir / "eval" / "report.html"
 

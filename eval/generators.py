@@ -48,7 +48,7 @@ class SamplingSettings:
 class Variant:
     generator: str  # the generator's name in the report
     label: str  # "default", "steps=10", "temperature=0.7"
-    kind: str  # gpt | diffusion
+    kind: str  # gpt | diffusion | forcing | maskgit
     settings: dict  # the sampling settings as plain values
     model: Generator
 
@@ -94,55 +94,39 @@ def check_shared_tokenizer(described: dict[str, dict]) -> dict:
     return {"path": first.get("dir"), "dir": first.get("dir"), "sha256": first.get("sha256")}
 
 
+# Per model kind: the SamplingSettings field of its default sampling, the generator attribute
+# that holds it, and the setting swept on the sweep protocol with the SamplingSettings list of
+# its values.
+FAMILY_SAMPLING: dict[str, tuple[str, str, str, str]] = {
+    "gpt": ("gpt", "sampling", "temperature", "gpt_temperatures"),
+    "diffusion": ("diffusion", "sampler", "steps", "diffusion_steps"),
+    "forcing": ("forcing", "sampler", "context_noise", "forcing_context_noise"),
+    "maskgit": ("maskgit", "sampling", "steps", "maskgit_steps"),
+}
+
+
 def default_variant(name: str, path: str, sampling: SamplingSettings, device: str) -> Variant:
+    kind = describe(path)["kind"]
+    if kind not in FAMILY_SAMPLING:
+        raise ValueError(f"{path}: model kind {kind!r} is not a generator ({sorted(FAMILY_SAMPLING)})")
     model = load_generator(
         path, device, sampling.gpt, sampling.diffusion, maskgit=sampling.maskgit, forcing=sampling.forcing
     )
-    kind = describe(path)["kind"]
-    settings = dataclasses.asdict(sampling.gpt if kind == "gpt" else sampling.diffusion)
-    if kind == "maskgit":
-        settings = dataclasses.asdict(sampling.maskgit)
-    if kind == "forcing":
-        settings = dataclasses.asdict(sampling.forcing)
+    settings = dataclasses.asdict(getattr(sampling, FAMILY_SAMPLING[kind][0]))
     return Variant(name, "default", kind, settings, model)
 
 
 def sweep_variants(default: Variant, sampling: SamplingSettings) -> list[Variant]:
     """The sweep points of one generator, sharing its loaded weights (settings differ only)."""
+    field, attribute, setting, values = FAMILY_SAMPLING[default.kind]
+    base = getattr(sampling, field)
     out = []
-    if default.kind == "diffusion":
-        for steps in sampling.diffusion_steps:
-            if steps == sampling.diffusion.steps:
-                continue
-            model = _with_setting(
-                default.model, "sampler", dataclasses.replace(sampling.diffusion, steps=steps)
-            )
-            settings = {**default.settings, "steps": steps}
-            out.append(Variant(default.generator, f"steps={steps}", "diffusion", settings, model))
-    elif default.kind == "gpt":
-        for temperature in sampling.gpt_temperatures:
-            if temperature == sampling.gpt.temperature:
-                continue
-            cfg = dataclasses.replace(sampling.gpt, temperature=temperature)
-            model = _with_setting(default.model, "sampling", cfg)
-            settings = {**default.settings, "temperature": temperature}
-            out.append(Variant(default.generator, f"temperature={temperature:g}", "gpt", settings, model))
-    elif default.kind == "maskgit":
-        for steps in sampling.maskgit_steps:
-            if steps == sampling.maskgit.steps:
-                continue
-            cfg = dataclasses.replace(sampling.maskgit, steps=steps)
-            model = _with_setting(default.model, "sampling", cfg)
-            settings = {**default.settings, "steps": steps}
-            out.append(Variant(default.generator, f"steps={steps}", "maskgit", settings, model))
-    elif default.kind == "forcing":
-        for level in sampling.forcing_context_noise:
-            if level == sampling.forcing.context_noise:
-                continue
-            cfg = dataclasses.replace(sampling.forcing, context_noise=level)
-            settings = {**default.settings, "context_noise": level}
-            model = _with_setting(default.model, "sampler", cfg)
-            out.append(Variant(default.generator, f"context_noise={level:g}", "forcing", settings, model))
+    for value in getattr(sampling, values):
+        if value == getattr(base, setting):
+            continue
+        model = _with_setting(default.model, attribute, dataclasses.replace(base, **{setting: value}))
+        settings = {**default.settings, setting: value}
+        out.append(Variant(default.generator, f"{setting}={value:g}", default.kind, settings, model))
     return out
 
 

@@ -11,7 +11,7 @@ from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
 from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, check_prefix, fit_captions, load_pairing
+from .pairing import caption_ids, check_prefix, fit_captions, load_pairing, round_trip
 
 
 class GPTGenerator:
@@ -72,7 +72,9 @@ class GPTGenerator:
             check_prefix(prefix, len(captions), r)
             prefix_codes = self.tokenizer.encode(prefix.to(device))
         generator = torch.Generator(device=device).manual_seed(seed)
-        codes = sample_codes(self.model, ids, latent_frames, self.sampling, prefix_codes, generator)
+        codes = sample_codes(
+            self.model, ids, latent_frames, self.sampling, prefix_codes, generator, round_trip(self.tokenizer)
+        )
         video = self.tokenizer.decode(codes)
         if prefix is not None:
             video[:, :, : prefix.shape[2]] = prefix.to(video)

@@ -73,4 +73,6 @@ def load_generator(
         from .maskgit import MaskGITGenerator
 
         return MaskGITGenerator(path, device=device, sampling=maskgit)
-    raise ValueError(f"{path}: no generator for model kind {kind!r} (expected 'gpt' or 'diffusion')")
+    raise ValueError(
+        f"{path}: no generator for model kind {kind!r} (expected gpt, diffusion, forcing or maskgit)"
+    )

@@ -11,7 +11,7 @@ from vtlm.maskgit.model import MaskGIT
 from vtlm.maskgit.sampling import MaskGITSamplingConfig, network_calls, sample_codes
 from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, check_prefix, fit_captions, load_pairing
+from .pairing import caption_ids, check_prefix, fit_captions, load_pairing, round_trip
 
 
 class MaskGITGenerator:
@@ -57,11 +57,6 @@ class MaskGITGenerator:
         given = shape(prefix_frames, r, r)[0] if prefix_frames else 0
         return network_calls(self.cfg, self.sampling, shape(num_frames, r, r)[0], given)
 
-    def _round_trip(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, t, h, w) -> the codes of their decoded pixels (the whole video, so the causal
-        tokenizer sees each frame after the frames before it, as when it encoded real clips)."""
-        return self.tokenizer.encode(self.tokenizer.decode(codes))
-
     @torch.no_grad()
     def generate(
         self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
@@ -77,7 +72,7 @@ class MaskGITGenerator:
             prefix_codes = self.tokenizer.encode(prefix.to(device))
         generator = torch.Generator(device=device).manual_seed(seed)
         codes = sample_codes(
-            self.model, ids, latent_frames, self.sampling, prefix_codes, generator, self._round_trip
+            self.model, ids, latent_frames, self.sampling, prefix_codes, generator, round_trip(self.tokenizer)
         )
         video = self.tokenizer.decode(codes)
         if prefix is not None:

@@ -1,9 +1,13 @@
-"""The tokenizer and text model a trained generator pairs with, found and checked."""
+"""The tokenizer and text model a trained generator pairs with, found and checked, and what
+every generator does with them (captions to ids, prefix checks, the context round trip)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from vtlm.data.text import TextTokenizer
 from vtlm.tokenizer.encode import weights_sha256
@@ -34,6 +38,17 @@ def load_pairing(
     if text.vocab_size != text_size:
         raise ValueError(f"text model: {text.vocab_size} pieces, {path} expects {text_size}")
     return tokenizer, text
+
+
+def round_trip(tokenizer: VideoTokenizer) -> Callable[[torch.Tensor], torch.Tensor]:
+    """codes (B, t, h, w) -> the codes of their decoded pixels, encoded again: the anti-drift
+    context of a token generator. The whole video goes through, so the causal tokenizer sees
+    each frame after the frames before it, as when it encoded real clips."""
+
+    def reencode(codes: torch.Tensor) -> torch.Tensor:
+        return tokenizer.encode(tokenizer.decode(codes))
+
+    return reencode
 
 
 def caption_ids(text: TextTokenizer, captions: list[str], budget: int) -> list[list[int]]:

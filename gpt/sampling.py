@@ -9,6 +9,7 @@ rollout can go far beyond the training length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,10 @@ class SamplingConfig:
     top_p: float = 1.0
     # Classifier-free guidance: logits = uncond + scale * (cond - uncond); 1 is plain conditional.
     cfg_scale: float = 1.0
+    # Anti-drift: when the window slides, continue from the context decoded to pixels and
+    # encoded again by the tokenizer (the codes a real clip of those frames would have), not
+    # from the sampled codes themselves. Costs a decode and an encode of the video per new frame.
+    reencode_context: bool = False
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -130,8 +135,12 @@ def sample_codes(
     cfg: SamplingConfig,
     prefix: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    reencode: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Latent codes (B, num_frames, h, w): the prefix (B, t0, h, w) kept as given, the rest sampled.
+
+    ``reencode``: codes (B, t, h, w) -> the codes of their decode / encode round trip through
+    the tokenizer, used for the context of every slid window when ``cfg.reencode_context``.
 
     ``captions``: one list of at most ``text_len`` text ids per sample (empty: unconditional).
     The window slides once the video outgrows ``model.cfg.max_frames`` latent frames. Captions
@@ -152,6 +161,8 @@ def sample_codes(
         )
     if num_frames <= t0:
         raise ValueError(f"num_frames: expected more than the {t0} prefix frames, got {num_frames}")
+    if cfg.reencode_context and reencode is None:
+        raise ValueError("reencode_context: needs the tokenizer's round trip (sample through the generator)")
     if t0 > m.max_frames - 1:
         raise ValueError(
             f"prefix: {t0} latent frames do not fit the context of {m.max_frames} latent frames with room to "
@@ -172,6 +183,7 @@ def sample_codes(
     first = min(num_frames - t0, m.max_frames - video_context.shape[1])
     video = torch.cat([video, decoder.frames(video_context, first, generator)], dim=1)
     while video.shape[1] < num_frames:  # slide: keep max_frames - 1 frames of context
-        context = video[:, video.shape[1] - (m.max_frames - 1) :] if m.max_frames > 1 else video[:, :0]
+        source = reencode(video) if cfg.reencode_context else video
+        context = source[:, video.shape[1] - (m.max_frames - 1) :] if m.max_frames > 1 else video[:, :0]
         video = torch.cat([video, decoder.frames(context, 1, generator)], dim=1)
     return video

@@ -43,7 +43,9 @@ def pytest_collection_finish(session):
     """Under --dist loadgroup, refuse to run when the units did not reach xdist (it reads them
     from "@unit" node id suffixes): every quick-demo reader would then build its own demo."""
     if session.config.getoption("loadgroup", False) and any("@" not in i.nodeid for i in session.items):
-        raise pytest.UsageError("pytest-xdist --dist loadgroup did not group the tests (see pyproject's pytest pin)")
+        raise pytest.UsageError(
+            "pytest-xdist --dist loadgroup did not group the tests (see pyproject's pytest pin)"
+        )
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers share the cores
@@ -235,20 +237,25 @@ def random_token_pipeline(tmp_path_factory):
 
 
 VTLM = str(Path(sys.executable).with_name("vtlm"))
+# Every generator family: the quick demo trains and evaluates them all side by side.
+FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")
 
 
 @pytest.fixture(scope="session")
 def quick_demo(tmp_path_factory):
     """`vtlm demo --quick` as a person runs it (the console script in a subprocess), once per
-    session. test_cli checks what it writes; its evaluation stage (the harness on the demo's
-    debug tokenizer, GPT and diffusion checkpoints: every protocol, ceilings, floors, a sampling
+    session, with every generator family. test_cli checks what it writes; its evaluation stage
+    (the harness on the demo's debug tokenizer and its four debug generators: every protocol, ceilings, floors, a sampling
     sweep, paired comparisons and the report) is the real harness output that the harness,
     ceiling and paired-comparison tests read. Minutes on a 2-core machine: every test that uses
     it carries a pytest timeout above the subprocess limit. Returns (output folder, the finished
     process)."""
     out = tmp_path_factory.mktemp("quick_demo") / "demo"
     result = subprocess.run(
-        [VTLM, "demo", "--out", str(out), "--quick", "true"], capture_output=True, text=True, timeout=1200
+        [VTLM, "demo", "--out", str(out), "--quick", "true", "--families", f"[{', '.join(FAMILIES)}]"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     return out, result
 

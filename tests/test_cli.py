@@ -143,6 +143,8 @@ def test_quick_demo_runs_end_to_end(quick_demo):
         "tokens/test/index.json",
         "gpt/gpt/weights.safetensors",
         "diffusion/diffusion/weights.safetensors",
+        "forcing/forcing/weights.safetensors",
+        "maskgit/maskgit/weights.safetensors",
     ):
         assert (out / name).is_file(), name
     assert "done" in result.stdout

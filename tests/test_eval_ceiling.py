@@ -9,13 +9,14 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import FAMILIES
 
 from vtlm.eval.report.markdown import format_number
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]  # the quick demo: minutes, once per session
 
 GENERATION = ("shapes-t2v", "shapes-cont5", "shapes-rollout")
-GENERATORS = ("gpt", "diffusion")
+GENERATORS = FAMILIES
 
 
 def _row(results: dict, protocol: str, generator: str, variant: str) -> dict:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import FAMILIES
 
 from vtlm.eval.generation import chain
 from vtlm.eval.protocols.registry import PROTOCOLS, Protocol, fit_to_stride, get_protocol
@@ -131,9 +132,9 @@ def test_harness_writes_every_row_and_report_file(demo_eval):
     results, out = demo_eval
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
     rows = {(r["protocol"], r["generator"], r["variant"]): r for r in results["results"]}
-    assert set(results["generators"]) == {"gpt", "diffusion"}
+    assert tuple(results["generators"]) == FAMILIES
     assert ("shapes-recon", "tokenizer", "default") in rows
-    for gen in ("gpt", "diffusion"):
+    for gen in FAMILIES:
         assert {("shapes-t2v", gen, "default"), ("shapes-cont5", gen, "default")} <= set(rows)
         assert {("shapes-rollout", gen, "sliding"), ("shapes-rollout", gen, "chaining")} <= set(rows)
     # the sampling sweep on the continuation protocol: each variant is named by what it changes
@@ -165,7 +166,7 @@ def test_harness_writes_every_row_and_report_file(demo_eval):
     for grid in results["sample_grids"]:
         assert (out / grid["file"]).is_file()
     assert results["generators"]["gpt"]["params"] > 0 and results["tokenizer"]["sha256"]
-    for gen in ("gpt", "diffusion"):  # training compute, recorded the same way for both
+    for gen in FAMILIES:  # training compute, recorded the same way for every family
         training = results["generators"][gen]["training"]
         run = yaml.safe_load((Path(results["generators"][gen]["path"]).parent / "run.yaml").read_text())
         assert training["steps"] == run["trainer"]["max_steps"]

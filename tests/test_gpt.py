@@ -188,6 +188,28 @@ def test_sliding_window_goes_beyond_the_context_and_keeps_the_prefix():
         sample_codes(model, [[1], [2]], 9, SamplingConfig(), prefix=torch.zeros(2, 3, 2, 3, dtype=torch.long))
 
 
+def test_reencoded_context_feeds_every_slid_window_and_only_those():
+    """With reencode_context, each slid window continues from the round trip's codes (here a
+    shift of every code), the first window from the prefix as given; the output keeps the
+    sampled codes. An identity round trip gives exactly the plain tokens."""
+    model, greedy = randomized(), SamplingConfig(temperature=0)
+    prefix = torch.randint(0, 50, (2, 1, 2, 3))
+    plain = sample_codes(model, [[1], [2]], 6, greedy, prefix=prefix)
+    again = replace(greedy, reencode_context=True)
+    seen = []
+
+    def identity(codes):
+        seen.append(codes.shape[1])
+        return codes.clone()
+
+    assert torch.equal(sample_codes(model, [[1], [2]], 6, again, prefix=prefix, reencode=identity), plain)
+    assert seen == [3, 4, 5]  # once per slid window, on the whole video so far
+    shifted = sample_codes(model, [[1], [2]], 6, again, prefix=prefix, reencode=lambda c: (c + 7) % 50)
+    assert torch.equal(shifted[:, :3], plain[:, :3]) and not torch.equal(shifted[:, 3:], plain[:, 3:])
+    with pytest.raises(ValueError, match="reencode_context"):
+        sample_codes(model, [[1], [2]], 6, again, prefix=prefix)
+
+
 def test_top_k_top_p_filtering():
     logits = torch.tensor([[4.0, 3.0, 2.0, 1.0]])
     assert (

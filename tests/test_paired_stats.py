@@ -170,8 +170,11 @@ def test_comparisons_pair_the_harness_rows_and_reach_both_reports(real_report):
         (name, strategy) for name, p in generation.items()
         for strategy in (("sliding", "chaining") if p["kind"] == "rollout" else (None,))}  # fmt: skip
     rows = {(r["protocol"], r["generator"], r["variant"]): r for r in results["results"]}
+    order = list(results["generators"])
+    pairs = {(a, b) for i, a in enumerate(order) for b in order[i + 1 :]}
+    assert {(e["a"], e["b"]) for e in entries} == pairs  # every pair, in the generators' order
     for e in entries:
-        assert keys <= set(e) and (e["a"], e["b"]) == ("gpt", "diffusion")
+        assert keys <= set(e)
         assert e["n_seeds"] == len(results["settings"]["seeds"])
         assert e["n_clips"] == results["protocols"][e["protocol"]]["num_clips"]
         assert 0 < e["p"] <= e["p_holm"] <= 1
@@ -185,10 +188,13 @@ def test_comparisons_pair_the_harness_rows_and_reach_both_reports(real_report):
                 rows[(e["protocol"], g, variant)]["metrics"][e["metric"]]["mean"] for g in (e["a"], e["b"])
             ]
             assert e["mean_diff"] == pytest.approx(means[0] - means[1], abs=1e-3)
-    for (protocol, strategy), family in itertools.groupby(entries, lambda e: (e["protocol"], e["strategy"])):
+    by_pair = lambda e: (e["protocol"], e["strategy"], e["a"], e["b"])  # noqa: E731
+    for (protocol, strategy, a, b), family in itertools.groupby(
+        sorted(entries, key=lambda e: str(by_pair(e))), by_pair
+    ):
         compared = {e["metric"] for e in family}
         assert {"psnr", "ssim", "caption_adherence"} <= compared
-        pair = [rows[(protocol, g, strategy or "default")]["per_clip"] for g in ("gpt", "diffusion")]
+        pair = [rows[(protocol, g, strategy or "default")]["per_clip"] for g in (a, b)]
         for name in set(pair[0]) - compared:  # left out only where no (seed, clip) has both values
             both = np.isfinite(np.array(pair[0][name], float)) & np.isfinite(np.array(pair[1][name], float))
             assert not both.any(), name
@@ -218,15 +224,18 @@ def test_headline_verdict_cells_name_each_metrics_verdict(real_report):
                 assert line[column] == "—"
                 continue
             strategy = None if line["variant"] == "default" else line["variant"]
-            opponent = {"gpt": "diffusion", "diffusion": "gpt"}[line["generator"]]
-            assert line[column].startswith(f"vs {opponent}: ")
-            for part in line[column].removeprefix(f"vs {opponent}: ").split(", "):
-                metric, said = part.split(" ", 1)
-                wanted = _entry(results, line["protocol"], strategy, "gpt", "diffusion", metric)["verdict"]
-                if line["generator"] == "diffusion":  # B: the verdict seen from its side
-                    wanted = {"better": "worse", "worse": "better"}.get(wanted, wanted)
-                assert said == wanted
-                checked += 1
+            me, order = line["generator"], list(results["generators"])
+            segments = dict(seg.removeprefix("vs ").split(": ", 1) for seg in line[column].split("; "))
+            assert list(segments) == [g for g in order if g != me]  # every other generator, in order
+            for opponent, verdicts in segments.items():
+                a, b = sorted((me, opponent), key=order.index)
+                for part in verdicts.split(", "):
+                    metric, said = part.split(" ", 1)
+                    wanted = _entry(results, line["protocol"], strategy, a, b, metric)["verdict"]
+                    if me == b:  # B: the verdict seen from its side
+                        wanted = {"better": "worse", "worse": "better"}.get(wanted, wanted)
+                    assert said == wanted
+                    checked += 1
         assert checked == len(results["comparisons"]) * 2  # each comparison seen from both sides
 
 
