@@ -61,12 +61,11 @@ FSQ_LEVELS = (8, 5, 5, 5)
 # captioned ones in 3 of 4 rows).
 GENERATOR_PRESET = "mini"
 # Training budgets of the full run, in steps (the learning-rate schedule decays over exactly these
-# steps), so a seed gives the same figures on any machine. Measured end to end on the 2-core
-# machine vtlm is developed on (2026-11-29, 2 threads, nothing else running): 18.5 minutes, of
-# which tokenizer 5.8, tokenization 0.6, GPT 2.0, DiT 2.2 and evaluation 7.7 (its attribute
-# classifier included): above the 15-minute aim (README).
-TOKENIZER_STEPS = 360
-GENERATOR_STEPS = 500
+# steps), so a seed gives the same figures on any machine. Chosen for at most 15 minutes end to
+# end on the 2-core machine vtlm is developed on (2 threads, nothing else running): the README
+# has the measured times, stage by stage.
+TOKENIZER_STEPS = 320
+GENERATOR_STEPS = 400
 # The generator families the demo can train; `make demo` compares the first two.
 FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")
 
@@ -149,8 +148,8 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool) -> dict:
         ),
         cost_warmup=False,  # each generator is measured right after it generated the clips
         classifier_cache=str(out_dir / "eval_cache"),
-        # quick: plumbing only, its adherence means little; full: 200 of the default 300 steps
-        classifier_steps=20 if quick else 200,
+        # quick: plumbing only, its adherence means little; full: 160 of the default 300 steps
+        classifier_steps=20 if quick else 160,
         bootstrap=200 if quick else 2000,
         cost_repeats=1,
     )
