@@ -7,6 +7,7 @@ are not. A peer that is not installed is noted in the output, and the bench stil
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from vtlm.common.machine import machine
@@ -102,29 +103,33 @@ def bench(
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, notes = [], []
-    if "data" in chosen:
-        rows += run_data_bench(out_dir, quick=quick)
-    if "tokenizer" in chosen:
-        tokenizer_rows, tokenizer_notes = run_tokenizer_bench(quick=quick, train_seconds=tokenizer_seconds)
-        rows += tokenizer_rows
-        notes += tokenizer_notes
-    if "gpt" in chosen:
-        gpt_rows, gpt_notes = run_gpt_bench(quick=quick)
-        rows += gpt_rows
-        notes += gpt_notes
-    if "loader" in chosen:
-        gpt_train = next((row["vtlm"] for row in rows if row.get("id") == "gpt_train"), None)
-        loader_rows, loader_notes = run_loader_bench(out_dir, gpt_train, quick=quick)
-        rows += loader_rows
-        notes += loader_notes
-    if "generation" in chosen:
-        generation_rows, generation_notes = run_generation_bench(out_dir, quick=quick)
-        rows += generation_rows
-        notes += generation_notes
-    if "gpu" in chosen:
-        gpu_rows, gpu_notes = run_gpu_bench(quick=quick)
-        rows += gpu_rows
-        notes += gpu_notes
+    started = time.perf_counter()
+
+    def run(name: str, what: str, fn) -> None:
+        """Announce a workload as it starts (a full run is silent for minutes otherwise), run it."""
+        if name not in chosen:
+            return
+        print(f"[bench {time.perf_counter() - started:6.1f} s] {name}: {what}", flush=True)
+        found = fn()
+        new_rows, new_notes = found if isinstance(found, tuple) else (found, [])
+        rows.extend(new_rows)
+        notes.extend(new_notes)
+
+    run("data", "clip reading, decord / PyAV", lambda: run_data_bench(out_dir, quick=quick))
+    run("tokenizer", "tokenizer training and encoding beside magvit2-pytorch",
+        lambda: run_tokenizer_bench(quick=quick, train_seconds=tokenizer_seconds))  # fmt: skip
+    run(
+        "gpt",
+        "GPT training and sampling beside x-transformers and HF GPT-2",
+        lambda: run_gpt_bench(quick=quick),
+    )
+    gpt_train = lambda: next((row["vtlm"] for row in rows if row.get("id") == "gpt_train"), None)  # noqa: E731
+    run("loader", "token loader against the GPT's consumption",
+        lambda: run_loader_bench(out_dir, gpt_train(), quick=quick))  # fmt: skip
+    run(
+        "generation", "generation cost, GPT and diffusion", lambda: run_generation_bench(out_dir, quick=quick)
+    )
+    run("gpu", "the GPU section (CUDA only)", lambda: run_gpu_bench(quick=quick))
     targets = evaluate_targets(rows)
     report = {"machine": machine(), "quick": quick, "rows": rows, "targets": targets, "notes": notes}
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
 from .overrides import apply_overrides, overrides_of
-from .runs import check_window, fit_and_export, pairing, start_run
+from .runs import ShardSetup, fit_and_export, start_run
 
 DiTOverrides = overrides_of(DiTConfig)
 
@@ -74,44 +74,29 @@ def fit(
     return fit_and_export(trainer, module, setup.datamodule, "diffusion")
 
 
-class LatentSetup:
-    """What a DiT family's fit needs from its shards, made once: the data module, the tokenizer
-    that maps codes to latents, the preset with the data's sizes, the latent statistics and the
-    pairing record (shared by `vtlm diffusion fit` and `vtlm forcing fit`)."""
+class LatentSetup(ShardSetup):
+    """What a DiT family's fit needs from its shards, made once: the shards' setup, the tokenizer
+    that maps codes to latents, the preset sized to the data and the latent statistics (shared
+    by `vtlm diffusion fit` and `vtlm forcing fit`)."""
 
     def __init__(self, preset_name: str, model, data: TokenDataConfig, frame_causal: bool):
-        from vtlm.data.token_datamodule import TokenDataModule
         from vtlm.tokenizer.io import load_tokenizer
 
-        self.preset_name, self.data = preset_name, data
-        self.datamodule = TokenDataModule(data)
-        shards = self.datamodule.train_shards
+        super().__init__(preset_name, data)
+        shards = self.shards
         tokenizer_dir = shards.extra.get("tokenizer_dir")
         if not tokenizer_dir or not Path(tokenizer_dir).is_dir():
             raise FileNotFoundError(
                 f"data.train: the shards' tokenizer is not at {tokenizer_dir!r} (it maps codes to latents)"
             )
         self.tokenizer = load_tokenizer(tokenizer_dir)
-        h, w = shards.grid
-        self.cfg = replace(
-            apply_overrides(preset(preset_name, frame_causal), model),
-            text_size=self.datamodule.text.vocab_size,
-            latent_dim=self.tokenizer.bottleneck.latent_dim,
-            grid_h=h,
-            grid_w=w,
-        )
-        check_window(data.window, self.cfg.max_frames, shards, data.train)
+        base = apply_overrides(preset(preset_name, frame_causal), model)
+        self.cfg = self.sized(base, latent_dim=self.tokenizer.bottleneck.latent_dim)
         self.mean, self.std = latent_statistics(shards, self.tokenizer.bottleneck)
-        self.info = pairing(shards, data.text_model, data.train)
 
     def settings(self, **sections: dict) -> dict:
         """The run's settings for run.yaml: preset, model, data and the family's sections."""
-        return {
-            "preset": self.preset_name,
-            "model": self.cfg.to_dict(),
-            "data": asdict(self.data),
-            **sections,
-        }
+        return self.run_settings(self.cfg, **sections)
 
     def latent_args(self) -> tuple:
         """(to_latents, latent_mean, latent_std) as the DiT modules take them."""

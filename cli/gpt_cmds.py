@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 from vtlm.data.token_datamodule import TokenDataConfig
 from vtlm.gpt.config import GPTConfig, preset
@@ -11,7 +11,7 @@ from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
 from .overrides import apply_overrides, overrides_of
-from .runs import check_window, fit_and_export, pairing, start_run
+from .runs import ShardSetup, fit_and_export, start_run
 
 GPTOverrides = overrides_of(GPTConfig)
 
@@ -43,28 +43,13 @@ def fit(
         ema_decay: EMA of the weights (evaluated and exported); null to turn off.
         compile: torch.compile the network (GPU; slow to start on CPU).
     """
-    from vtlm.data.token_datamodule import TokenDataModule
     from vtlm.gpt.training import GPTModule
 
-    datamodule = TokenDataModule(data)
-    shards = datamodule.train_shards
-    h, w = shards.grid
-    cfg = apply_overrides(preset(preset_name), model)
-    cfg = replace(
-        cfg, text_size=datamodule.text.vocab_size, codebook_size=shards.codebook_size, grid_h=h, grid_w=w
-    )
-    check_window(data.window, cfg.max_frames, shards, data.train)
-    settings = {
-        "preset": preset_name,
-        "model": cfg.to_dict(),
-        "loss": asdict(loss),
-        "optim": asdict(optim),
-        "data": asdict(data),
-        "trainer": asdict(trainer),
-    }
-    run_dir = start_run(trainer, settings)
-    tokenizer = pairing(shards, data.text_model, data.train)
-    module = GPTModule(cfg, loss, optim, trainer.max_steps, ema_decay, compile, tokenizer)
+    setup = ShardSetup(preset_name, data)
+    cfg = setup.sized(apply_overrides(preset(preset_name), model), codebook_size=setup.shards.codebook_size)
+    sections = {"loss": asdict(loss), "optim": asdict(optim), "trainer": asdict(trainer)}
+    run_dir = start_run(trainer, setup.run_settings(cfg, **sections))
+    module = GPTModule(cfg, loss, optim, trainer.max_steps, ema_decay, compile, setup.info)
     seq = cfg.text_len + 2 + data.window * cfg.frame_tokens + 1
     print(
         f"gpt: {module.gpt.num_params() / 1e6:.2f}M parameters ({module.gpt.num_params(False) / 1e6:.2f}M without embeddings), "
@@ -72,7 +57,7 @@ def fit(
         f"({cfg.text_size} text + {cfg.codebook_size} codes); sequences of {seq} tokens; run dir {run_dir}",
         flush=True,
     )
-    return fit_and_export(trainer, module, datamodule, "gpt")
+    return fit_and_export(trainer, module, setup.datamodule, "gpt")
 
 
 COMMANDS = {"fit": fit}

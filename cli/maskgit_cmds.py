@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 from vtlm.data.token_datamodule import TokenDataConfig
 from vtlm.maskgit.config import MaskGITConfig, preset
@@ -11,7 +11,7 @@ from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
 from .overrides import apply_overrides, overrides_of
-from .runs import check_window, fit_and_export, pairing, start_run
+from .runs import ShardSetup, fit_and_export, start_run
 
 MaskGITOverrides = overrides_of(MaskGITConfig)
 
@@ -45,28 +45,13 @@ def fit(
         ema_decay: EMA of the weights (evaluated and exported); null to turn off.
         compile: torch.compile the network (GPU; slow to start on CPU).
     """
-    from vtlm.data.token_datamodule import TokenDataModule
     from vtlm.maskgit.training import MaskGITModule
 
-    datamodule = TokenDataModule(data)
-    shards = datamodule.train_shards
-    h, w = shards.grid
-    cfg = apply_overrides(preset(preset_name), model)
-    cfg = replace(
-        cfg, text_size=datamodule.text.vocab_size, codebook_size=shards.codebook_size, grid_h=h, grid_w=w
-    )
-    check_window(data.window, cfg.max_frames, shards, data.train)
-    settings = {
-        "preset": preset_name,
-        "model": cfg.to_dict(),
-        "loss": asdict(loss),
-        "optim": asdict(optim),
-        "data": asdict(data),
-        "trainer": asdict(trainer),
-    }
-    run_dir = start_run(trainer, settings)
-    tokenizer = pairing(shards, data.text_model, data.train)
-    module = MaskGITModule(cfg, loss, optim, trainer.max_steps, ema_decay, compile, tokenizer)
+    setup = ShardSetup(preset_name, data)
+    cfg = setup.sized(apply_overrides(preset(preset_name), model), codebook_size=setup.shards.codebook_size)
+    sections = {"loss": asdict(loss), "optim": asdict(optim), "trainer": asdict(trainer)}
+    run_dir = start_run(trainer, setup.run_settings(cfg, **sections))
+    module = MaskGITModule(cfg, loss, optim, trainer.max_steps, ema_decay, compile, setup.info)
     net, seq = module.maskgit, module.sequence_length(data.window)
     layout = "frame-causal" if cfg.frame_causal else "joint"
     print(
@@ -75,7 +60,7 @@ def fit(
         f"{cfg.codebook_size} codes + MASK; sequences of {seq} tokens; run dir {run_dir}",
         flush=True,
     )
-    return fit_and_export(trainer, module, datamodule, "maskgit")
+    return fit_and_export(trainer, module, setup.datamodule, "maskgit")
 
 
 COMMANDS = {"fit": fit}

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning as L
@@ -112,3 +113,29 @@ def pairing(shards, text_model: str, train: str) -> dict:
         "text_model": str(Path(text_model).resolve()),
         "train_shards": str(Path(train).resolve()),
     }
+
+
+class ShardSetup:
+    """What every generator's fit needs from its token shards, made once: the data module, the
+    pairing record, a preset sized to the data (text vocabulary, latent grid; the window
+    checked against the context) and the run's settings for run.yaml."""
+
+    def __init__(self, preset_name: str, data):
+        from vtlm.data.token_datamodule import TokenDataModule
+
+        self.preset_name, self.data = preset_name, data
+        self.datamodule = TokenDataModule(data)
+        self.shards = self.datamodule.train_shards
+        self.info = pairing(self.shards, data.text_model, data.train)
+
+    def sized(self, cfg, **sizes):
+        """``cfg`` (a family's config dataclass) with the data's text vocabulary, latent grid and
+        the family's ``sizes`` (codebook, latent channels), its training window checked."""
+        h, w = self.shards.grid
+        cfg = replace(cfg, text_size=self.datamodule.text.vocab_size, grid_h=h, grid_w=w, **sizes)
+        check_window(self.data.window, cfg.max_frames, self.shards, self.data.train)
+        return cfg
+
+    def run_settings(self, cfg, **sections: dict) -> dict:
+        """The run's settings: preset, model, data and the family's sections (plain values)."""
+        return {"preset": self.preset_name, "model": cfg.to_dict(), "data": asdict(self.data), **sections}

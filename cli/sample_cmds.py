@@ -64,7 +64,7 @@ def sample(
         num_frames: frames per video (1 + k * stride; longer than the context slides the window).
         samples_per_input: samples drawn for each caption / prefix.
         sampling: a GPT's temperature (0: greedy), top_k, top_p, cfg_scale.
-        diffusion: a diffusion model's steps, solver (euler, heun) and cfg_scale.
+        diffusion: a diffusion model's steps, solver (euler, heun, dpmpp_2m) and cfg_scale.
         forcing: a frame-causal diffusion model's steps, solver, context_noise, hist_scale,
             cfg_scale, anchor_first and chunk.
         maskgit: a masked-decoding model's steps, temperature, choice_temperature, cfg_scale,

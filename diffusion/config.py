@@ -3,14 +3,15 @@ parameter count, plus the sizes that come from the data (latent grid, channels, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from vtlm.train.checkpoint import config_from_dict
+from vtlm.layers.attention import check_heads
+from vtlm.train.checkpoint import ConfigDict, check_positive
 
 
 @dataclass
-class DiTConfig:
+class DiTConfig(ConfigDict):
     """A bidirectional transformer over patchified latents with an in-context caption prefix."""
 
     dim: int = 384
@@ -37,28 +38,16 @@ class DiTConfig:
     frame_causal: bool = False
 
     def __post_init__(self):
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise ValueError(
-                f"dim, heads: expected dim divisible by heads with an even head size, got {self.dim}, {self.heads}"
-            )
+        check_heads(self.dim, self.heads)
         if self.grid_h % self.patch or self.grid_w % self.patch:
             raise ValueError(
                 f"patch: expected a divisor of the latent grid {self.grid_h}x{self.grid_w}, got {self.patch}"
             )
-        for name in ("depth", "text_len", "max_frames", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        check_positive(self, ("depth", "text_len", "max_frames", "latent_dim"))
 
     @property
     def frame_tokens(self) -> int:
         return (self.grid_h // self.patch) * (self.grid_w // self.patch)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> DiTConfig:
-        return config_from_dict(cls, values)
 
 
 # Matched to the GPT presets of the same name within 5% of parameters on a shapes vocabulary

@@ -35,15 +35,12 @@ batch (scales of 1 drop the terms they make vanish).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from .flow import FlowConfig, SamplerConfig, sample_levels, solver_step
-
-Net = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from .flow import FlowConfig, Net, SamplerConfig, sample_levels, solver_step
 
 
 @dataclass

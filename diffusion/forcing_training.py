@@ -17,6 +17,10 @@ from .training import LatentModule
 
 
 class ForcingModule(LatentModule):
+    """Frame-causal diffusion: one noise level per latent frame (diffusion forcing)."""
+
+    loss_fn, val_name = staticmethod(training_loss), "forcing_loss"
+
     def __init__(
         self,
         model: DiTConfig,
@@ -35,19 +39,6 @@ class ForcingModule(LatentModule):
             model, {"forcing": asdict(forcing)}, optim, total_steps, to_latents, latent_mean, latent_std,
             ema_decay, tokenizer, kind="forcing",
         )  # fmt: skip
-        self.forcing_cfg = forcing
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        x0 = self.latents(batch["codes"])
-        text = self._text(batch, self.forcing_cfg.caption_dropout)
-        loss, logs = training_loss(self.dit, x0, text, self.forcing_cfg)
-        self.log_training(loss, logs, x0.shape[0])
-        return loss
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        """Per-frame levels on every frame (no history examples), the same noise every time."""
-        x0 = self.latents(batch["codes"])
-        generator = torch.Generator(device=x0.device).manual_seed(batch_idx)
-        plain = ForcingConfig(history_share=0.0, history_dropout=0.0)
-        loss, _ = training_loss(self.eval_net, x0, self._text(batch, 0.0), plain, generator)
-        self.log("val/forcing_loss", loss, sync_dist=True, batch_size=x0.shape[0], prog_bar=True)
+        self.objective_cfg = forcing
+        # validation: per-frame levels on every frame (no history examples)
+        self.val_cfg = ForcingConfig(history_share=0.0, history_dropout=0.0)

@@ -8,6 +8,7 @@ learned with the rectified-flow objective. Batches: ``{"codes": (B, t, h, w), "t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
@@ -23,7 +24,15 @@ from .model import DiT, caption_batch
 class LatentModule(GeneratorModule):
     """A DiT trained on the tokenizer's normalized latents: what the diffusion and the
     frame-causal (forcing) families share. ``objective``: the family's objective settings, by
-    name, for the checkpoint; ``kind``: the exported model directory's kind."""
+    name, for the checkpoint; ``kind``: the exported model directory's kind.
+
+    A family sets ``loss_fn`` (``(net, x0, text, cfg, generator) -> (loss, logs)``),
+    ``objective_cfg`` (its settings, with ``caption_dropout``), ``val_cfg`` (the settings
+    validation scores with, the same noise every time) and ``val_name`` (the logged metric).
+    """
+
+    loss_fn: Callable
+    val_name: str
 
     def __init__(
         self,
@@ -52,8 +61,21 @@ class LatentModule(GeneratorModule):
             return (bottleneck.indices_to_latents(codes) - self.latent_mean) / self.latent_std
 
     def _text(self, batch: dict, dropout: float) -> torch.Tensor:
-        drop = torch.rand(len(batch["text"])) < dropout if dropout > 0 else None
+        drop = self.caption_drop(len(batch["text"]), dropout)
         return caption_batch(batch["text"], self.model_cfg.text_len, drop).to(self.device)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        x0 = self.latents(batch["codes"])
+        text = self._text(batch, self.objective_cfg.caption_dropout)
+        loss, logs = type(self).loss_fn(self.dit, x0, text, self.objective_cfg)
+        self.log_training(loss, logs, x0.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        x0 = self.latents(batch["codes"])
+        generator = torch.Generator(device=x0.device).manual_seed(batch_idx)  # the same noise each time
+        loss, _ = type(self).loss_fn(self.eval_net, x0, self._text(batch, 0.0), self.val_cfg, generator)
+        self.log(f"val/{self.val_name}", loss, sync_dist=True, batch_size=x0.shape[0], prog_bar=True)
 
     def training_flops(self, batch: dict) -> float:
         """FLOPs of one training step on ``batch`` (forward + backward, every example)."""
@@ -65,6 +87,10 @@ class LatentModule(GeneratorModule):
 
 
 class DiffusionModule(LatentModule):
+    """The diffusion baseline: the whole window denoised at one level (rectified flow)."""
+
+    loss_fn, val_name = staticmethod(training_loss), "flow_loss"
+
     def __init__(
         self,
         model: DiTConfig,
@@ -81,22 +107,5 @@ class DiffusionModule(LatentModule):
             model, {"flow": asdict(flow)}, optim, total_steps, to_latents, latent_mean, latent_std,
             ema_decay, tokenizer, kind="diffusion",
         )  # fmt: skip
-        self.flow_cfg = flow
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        x0 = self.latents(batch["codes"])
-        loss, logs = training_loss(
-            self.dit, x0, self._text(batch, self.flow_cfg.caption_dropout), self.flow_cfg
-        )
-        self.log_training(loss, logs, x0.shape[0])
-        return loss
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        x0 = self.latents(batch["codes"])
-        generator = torch.Generator(device=x0.device).manual_seed(
-            batch_idx
-        )  # the same noise at every validation
-        loss, _ = training_loss(
-            self.eval_net, x0, self._text(batch, 0.0), FlowConfig(prefix_share=0.0), generator
-        )
-        self.log("val/flow_loss", loss, sync_dist=True, batch_size=x0.shape[0], prog_bar=True)
+        self.objective_cfg = flow
+        self.val_cfg = FlowConfig(prefix_share=0.0)  # every frame to predict

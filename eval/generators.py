@@ -1,8 +1,9 @@
 """The generators a harness run compares: names, the tokenizer they must share, variants.
 
 A *variant* is one generator with one set of sampling settings: the default, or a point of a
-sweep (diffusion step counts; autoregressive temperature / top-k), which the report places on
-a quality-vs-cost Pareto front.
+sweep (diffusion step counts, autoregressive temperatures, anti-drift options, any setting of a
+family's sampling config), which the report places on a quality-vs-cost Pareto front and, on
+rollouts, beside the default's drift curves.
 """
 
 from __future__ import annotations
@@ -19,6 +20,24 @@ from vtlm.generate.interface import Generator, load_generator
 from vtlm.gpt.sampling import SamplingConfig
 from vtlm.maskgit.sampling import MaskGITSamplingConfig
 
+# Per model kind: the SamplingSettings field of its sampling config, and the generator
+# attribute that holds that config.
+FAMILY_SAMPLING: dict[str, tuple[str, str]] = {
+    "gpt": ("gpt", "sampling"),
+    "diffusion": ("diffusion", "sampler"),
+    "forcing": ("forcing", "sampler"),
+    "maskgit": ("maskgit", "sampling"),
+}
+
+
+def _default_sweeps() -> dict[str, dict[str, list]]:
+    return {
+        "gpt": {"temperature": [0.7, 1.0]},
+        "diffusion": {"steps": [10, 25, 50]},
+        "forcing": {"context_noise": [0.0, 0.3]},
+        "maskgit": {"steps": [4, 8, 16]},
+    }
+
 
 @dataclass
 class SamplingSettings:
@@ -28,20 +47,25 @@ class SamplingSettings:
     diffusion: SamplerConfig = dataclasses.field(
         default_factory=lambda: SamplerConfig(steps=25, cfg_scale=3.0)
     )
-    # Diffusion solver steps swept on the sweep protocol (empty: no sweep).
-    diffusion_steps: list[int] = dataclasses.field(default_factory=lambda: [10, 25, 50])
-    # Autoregressive temperatures swept on the sweep protocol (empty: no sweep).
-    gpt_temperatures: list[float] = dataclasses.field(default_factory=lambda: [0.7, 1.0])
     forcing: ForcingSamplerConfig = dataclasses.field(
         default_factory=lambda: ForcingSamplerConfig(steps=25, cfg_scale=3.0)
     )
-    # Frame-causal diffusion: context noise levels swept on the sweep protocol (empty: no sweep).
-    forcing_context_noise: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.3])
     maskgit: MaskGITSamplingConfig = dataclasses.field(
         default_factory=lambda: MaskGITSamplingConfig(steps=8, cfg_scale=3.0)
     )
-    # Masked-decoding unmasking steps swept on the sweep protocol (empty: no sweep).
-    maskgit_steps: list[int] = dataclasses.field(default_factory=lambda: [4, 8, 16])
+    # Sweeps on the sweep protocol: family -> setting of its sampling config -> values, each a
+    # variant beside the default (one setting changed at a time; a value equal to the default
+    # is skipped). E.g. {gpt: {temperature: [0.7], reencode_context: [true]}}; {} runs none.
+    sweeps: dict[str, dict[str, list[bool | int | float]]] = dataclasses.field(default_factory=_default_sweeps)
+
+    def __post_init__(self):
+        for family, settings in self.sweeps.items():
+            if family not in FAMILY_SAMPLING:
+                raise ValueError(f"sweeps: unknown family {family!r}; expected one of {sorted(FAMILY_SAMPLING)}")
+            fields = {f.name for f in dataclasses.fields(getattr(self, family))}
+            unknown = sorted(set(settings) - fields)
+            if unknown:
+                raise ValueError(f"sweeps.{family}: {unknown} not settings of its sampling; known: {sorted(fields)}")
 
 
 @dataclass
@@ -70,10 +94,13 @@ def describe(path: str | Path) -> dict:
 
 
 def names_for(paths: list[str]) -> list[str]:
-    """Report names: the model kind, numbered when two share it (gpt, diffusion, gpt-2)."""
+    """Report names: the model kind; where kinds repeat, the kind and its run directory's name
+    (RUN/gpt -> "gpt (RUN)"), numbered when even those repeat (gpt, gpt (gpt_corruption), gpt-2)."""
+    kinds = [describe(path)["kind"] or Path(path).name for path in paths]
     names: list[str] = []
-    for path in paths:
-        base = describe(path)["kind"] or Path(path).name
+    for path, kind in zip(paths, kinds):
+        run = Path(path).resolve().parent.name
+        base = f"{kind} ({run})" if kinds.count(kind) > 1 and run != kind else kind
         name, k = base, 2
         while name in names:
             name, k = f"{base}-{k}", k + 1
@@ -94,17 +121,6 @@ def check_shared_tokenizer(described: dict[str, dict]) -> dict:
     return {"path": first.get("dir"), "dir": first.get("dir"), "sha256": first.get("sha256")}
 
 
-# Per model kind: the SamplingSettings field of its default sampling, the generator attribute
-# that holds it, and the setting swept on the sweep protocol with the SamplingSettings list of
-# its values.
-FAMILY_SAMPLING: dict[str, tuple[str, str, str, str]] = {
-    "gpt": ("gpt", "sampling", "temperature", "gpt_temperatures"),
-    "diffusion": ("diffusion", "sampler", "steps", "diffusion_steps"),
-    "forcing": ("forcing", "sampler", "context_noise", "forcing_context_noise"),
-    "maskgit": ("maskgit", "sampling", "steps", "maskgit_steps"),
-}
-
-
 def default_variant(name: str, path: str, sampling: SamplingSettings, device: str) -> Variant:
     kind = describe(path)["kind"]
     if kind not in FAMILY_SAMPLING:
@@ -118,15 +134,17 @@ def default_variant(name: str, path: str, sampling: SamplingSettings, device: st
 
 def sweep_variants(default: Variant, sampling: SamplingSettings) -> list[Variant]:
     """The sweep points of one generator, sharing its loaded weights (settings differ only)."""
-    field, attribute, setting, values = FAMILY_SAMPLING[default.kind]
+    field, attribute = FAMILY_SAMPLING[default.kind]
     base = getattr(sampling, field)
     out = []
-    for value in getattr(sampling, values):
-        if value == getattr(base, setting):
-            continue
-        model = _with_setting(default.model, attribute, dataclasses.replace(base, **{setting: value}))
-        settings = {**default.settings, setting: value}
-        out.append(Variant(default.generator, f"{setting}={value:g}", default.kind, settings, model))
+    for setting, values in sampling.sweeps.get(default.kind, {}).items():
+        for value in values:
+            if value == getattr(base, setting):
+                continue
+            model = _with_setting(default.model, attribute, dataclasses.replace(base, **{setting: value}))
+            settings = {**default.settings, setting: value}
+            label = f"{setting}={value if isinstance(value, bool) else format(value, 'g')}"
+            out.append(Variant(default.generator, label, default.kind, settings, model))
     return out
 
 

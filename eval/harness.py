@@ -58,7 +58,8 @@ class EvalConfig:
     protocols: list[str] = field(
         default_factory=lambda: ["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"]
     )
-    # Protocol whose sampling sweeps (diffusion steps, GPT temperatures) are also run.
+    # Protocol whose sampling sweeps (SamplingSettings.sweeps) are also run; a rollout protocol
+    # runs them by both strategies (the anti-drift options' drift curves beside the defaults').
     sweep_protocol: str | None = "shapes-cont5"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # Caps on every protocol's clip count and samples per clip, and a resolution override
@@ -343,7 +344,9 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
             strategies = ["sliding", "chaining"] if protocol.kind == "rollout" else [None]
             for variant in todo:
                 for strategy in strategies:
-                    label = strategy or variant.label
+                    label = variant.label if strategy is None else strategy
+                    if strategy is not None and variant.label != "default":
+                        label = f"{strategy}, {variant.label}"  # a sweep point on a rollout
                     row = harness.run(protocol, data, variant, strategy)
                     print(f"[eval]   {variant.generator} {label}: {row['eval_seconds']:.1f} s", flush=True)
                     if variant.label == "default":

@@ -9,19 +9,20 @@ import torch
 from vtlm.diffusion.config import DiTConfig
 from vtlm.diffusion.flow import SamplerConfig, sample
 from vtlm.diffusion.model import DiT, caption_batch
-from vtlm.train.checkpoint import load_model_dir
 
-from .pairing import caption_ids, check_prefix, fit_captions, load_pairing
+from .base import LoadedGenerator
+from .pairing import caption_ids, check_prefix
 
 
-class DiffusionGenerator:
+class DiffusionGenerator(LoadedGenerator):
     """A trained DiT with its latent statistics, tokenizer and text model.
 
     Videos longer than the window of ``max_frames`` latent frames are rolled out like the
     GPT's: the last ``max_frames - 1`` latent frames become the clean prefix of the next window.
     """
 
-    kind = "diffusion"  # the model directory's kind (the frame-causal family subclasses this one)
+    # the model directory's kind (the frame-causal family subclasses this one)
+    kind, config_class, network_class = "diffusion", DiTConfig, DiT
 
     def __init__(
         self,
@@ -31,50 +32,39 @@ class DiffusionGenerator:
         tokenizer_dir: str | None = None,
         text_model: str | None = None,
     ):
-        meta, state = load_model_dir(path, self.kind)
-        self.cfg = DiTConfig.from_dict(meta["config"])
+        super().__init__(path, device, tokenizer_dir, text_model)
+        self.sampler = sampler or SamplerConfig()
+
+    def take_buffers(self, state: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+        """Keep the latent statistics that sampling un-normalizes with; the rest is the DiT's."""
         self.mean = state.pop("latent_mean").to(device)
         self.std = state.pop("latent_std").to(device)
-        self.model = DiT(self.cfg)
-        self.model.load_state_dict(state, strict=True)
-        self.model.to(device).eval()
-        self.tokenizer, self.text = load_pairing(
-            path, meta, device, tokenizer_dir, text_model, self.cfg.text_size
-        )
+        return state
+
+    def check_tokenizer(self) -> None:
         if self.tokenizer.bottleneck.latent_dim != self.cfg.latent_dim:
             raise ValueError(
                 f"tokenizer: {self.tokenizer.bottleneck.latent_dim} latent channels, the DiT expects {self.cfg.latent_dim}"
             )
-        self.sampler = sampler or SamplerConfig()
-        self.temporal_stride = self.tokenizer.cfg.temporal_downsample
-        self.resolution = self.cfg.grid_h * self.tokenizer.cfg.spatial_downsample
-
-    def fit_captions(self, captions: list[str]) -> list[str]:
-        """Captions cut to this model's text budget, as its training cut them."""
-        return fit_captions(self.text, captions, self.cfg.text_len)
 
     def function_evaluations(self, num_frames: int, prefix_frames: int = 0) -> int:
         """Network calls to generate ``num_frames`` after ``prefix_frames`` given frames:
-        solver steps per window (Heun: two per step but the last), windows as ``generate``
+        the solver's calls per window (``SamplerConfig.nfe``), windows as ``generate``
         slides them; guidance doubles the batch of each call, not the number of calls."""
-        r, shape, window = self.resolution, self.tokenizer.cfg.latent_shape, self.cfg.max_frames
-        done, total = (shape(prefix_frames, r, r)[0] if prefix_frames else 0), shape(num_frames, r, r)[0]
-        windows = 0
+        total, done = self.latent_frames(num_frames, prefix_frames)
+        window, windows = self.cfg.max_frames, 0
         while done < total:
             context = min(done, window - 1)
             done += min(window, context + total - done) - context
             windows += 1
-        steps = self.sampler.steps
-        return windows * (2 * steps - 1 if self.sampler.solver == "heun" else steps)
+        return windows * self.sampler.nfe
 
     @torch.no_grad()
     def generate(
         self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
     ) -> torch.Tensor:
         """Videos (B, 3, num_frames, R, R) in [-1, 1]; prefix frames come back unchanged."""
-        cfg, r = self.cfg, self.resolution
-        total = self.tokenizer.cfg.latent_shape(num_frames, r, r)[0]
-        device = self.mean.device
+        cfg, total, device = self.cfg, self.latent_frames(num_frames)[0], self.mean.device
         text, uncond = self.caption_rows(captions)
         generator = torch.Generator(device=device).manual_seed(seed)
         batch = len(captions)

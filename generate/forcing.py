@@ -42,17 +42,15 @@ class ForcingGenerator(DiffusionGenerator):
         steps per chunk of latent frames (Heun: two per step but the last), plus one call per
         chunk to commit it to the cache. Each call runs only the chunk's tokens; guidance widens
         the batch of a call, not the number of calls."""
-        r, shape = self.resolution, self.tokenizer.cfg.latent_shape
-        given = shape(prefix_frames, r, r)[0] if prefix_frames else 0
-        return self.sampler.function_evaluations(shape(num_frames, r, r)[0], given, self.cfg.max_frames)
+        total, given = self.latent_frames(num_frames, prefix_frames)
+        return self.sampler.function_evaluations(total, given, self.cfg.max_frames)
 
     @torch.no_grad()
     def generate(
         self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
     ) -> torch.Tensor:
         """Videos (B, 3, num_frames, R, R) in [-1, 1]; prefix frames come back unchanged."""
-        cfg, r = self.cfg, self.resolution
-        total = self.tokenizer.cfg.latent_shape(num_frames, r, r)[0]
+        cfg, total = self.cfg, self.latent_frames(num_frames)[0]
         text, uncond = self.caption_rows(captions)
         given = self.prefix_latents(prefix, len(captions))
         generator = torch.Generator(device=self.mean.device).manual_seed(seed)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from vtlm.train.checkpoint import config_from_dict
+from vtlm.layers.attention import check_heads
+from vtlm.train.checkpoint import ConfigDict, check_positive
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ConfigDict):
     """A decoder-only transformer over [text | video codes]."""
 
     dim: int = 384
@@ -34,13 +35,8 @@ class GPTConfig:
     attention: Literal["auto", "flash", "sdpa"] = "auto"
 
     def __post_init__(self):
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise ValueError(
-                f"dim, heads: expected dim divisible by heads with an even head size, got {self.dim}, {self.heads}"
-            )
-        for name in ("depth", "text_len", "max_frames", "grid_h", "grid_w", "codebook_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        check_heads(self.dim, self.heads)
+        check_positive(self, ("depth", "text_len", "max_frames", "grid_h", "grid_w", "codebook_size"))
         if self.rope not in ("3d", "1d"):
             raise ValueError(f"rope: expected '3d' or '1d', got {self.rope!r}")
 
@@ -52,13 +48,6 @@ class GPTConfig:
     def max_len(self) -> int:
         """BOS + caption + BOV + max_frames latent frames + EOV."""
         return self.text_len + 2 + self.max_frames * self.frame_tokens + 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> GPTConfig:
-        return config_from_dict(cls, values)
 
 
 PRESETS: dict[str, GPTConfig] = {

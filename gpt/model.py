@@ -6,13 +6,11 @@ means (vocab.py) and how it is trained (objective.py) or sampled (sampling.py) l
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from vtlm.layers.basic import RMSNorm, keep_transposed, linear
-from vtlm.layers.block import Block
+from vtlm.layers.block import Block, init_weights
 from vtlm.layers.rope import rope_angles
 
 from .config import GPTConfig
@@ -33,15 +31,7 @@ class GPT(nn.Module):
         self.head = nn.Linear(cfg.dim, self.vocab.size, bias=False)
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
-        self.apply(self._init)
-        for block in self.blocks:  # residual branches scaled down with depth (GPT-2)
-            for proj in (block.attn.proj, block.mlp.w2):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.depth))
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
+        init_weights(self, self.blocks)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int | None = None) -> torch.Tensor:
         """ids (B, N) int64, positions (N, 3) int -> logits (B, N, vocab.size) float.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .model import GPT
-from .vocab import prefix_ids, sequence_positions
+from .vocab import check_request, prefix_ids, sequence_positions
 
 
 @dataclass
@@ -148,26 +148,7 @@ def sample_codes(
     """
     m = model.cfg
     batch = len(captions)
-    too_long = [len(ids) for ids in captions if len(ids) > m.text_len]
-    if too_long:
-        raise ValueError(
-            f"captions: {max(too_long)} text ids, more than the model's text_len of {m.text_len} "
-            "(training cut captions to it; shorten the caption)"
-        )
-    t0 = 0 if prefix is None else prefix.shape[1]
-    if prefix is not None and (prefix.shape[0] != batch or tuple(prefix.shape[2:]) != (m.grid_h, m.grid_w)):
-        raise ValueError(
-            f"prefix: expected ({batch}, t, {m.grid_h}, {m.grid_w}) codes, got {tuple(prefix.shape)}"
-        )
-    if num_frames <= t0:
-        raise ValueError(f"num_frames: expected more than the {t0} prefix frames, got {num_frames}")
-    if cfg.reencode_context and reencode is None:
-        raise ValueError("reencode_context: needs the tokenizer's round trip (sample through the generator)")
-    if t0 > m.max_frames - 1:
-        raise ValueError(
-            f"prefix: {t0} latent frames do not fit the context of {m.max_frames} latent frames with room to "
-            f"generate; give at most {m.max_frames - 1} (or train with a larger max_frames)"
-        )
+    t0 = check_request(m, captions, num_frames, prefix, cfg.reencode_context and reencode is None)
     model.eval()
     decoder = _Decoder(model, captions, cfg)
     model.setup_caches(batch * (2 if decoder.guided else 1), m.max_len)

@@ -7,11 +7,9 @@ accumulation, clipping, precision and strategy (DDP, FSDP) come from the Lightni
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 
-from vtlm.train.generator import GeneratorModule
+from vtlm.train.generator import CodeModule
 from vtlm.train.optim import OptimConfig
 
 from .config import GPTConfig
@@ -19,7 +17,7 @@ from .model import GPT
 from .objective import GPTLossConfig, build_sequences, next_token_loss
 
 
-class GPTModule(GeneratorModule):
+class GPTModule(CodeModule):
     def __init__(
         self,
         model: GPTConfig,
@@ -30,16 +28,11 @@ class GPTModule(GeneratorModule):
         compile: bool = False,
         tokenizer: dict | None = None,
     ):
-        hparams = {"model": model.to_dict(), "loss": asdict(loss)}
-        super().__init__("gpt", GPT(model), hparams, optim, total_steps, ema_decay, tokenizer)
-        self.model_cfg, self.loss_cfg = model, loss
-        self.forward_hidden = torch.compile(self.gpt.hidden) if compile else self.gpt.hidden
+        super().__init__("gpt", GPT(model), model, loss, optim, total_steps, ema_decay, compile, tokenizer)
 
     def _sequences(self, batch: dict, drop_captions: bool):
         codes = batch["codes"]
-        drop = None
-        if drop_captions and self.loss_cfg.caption_dropout > 0:
-            drop = torch.rand(codes.shape[0]) < self.loss_cfg.caption_dropout
+        drop = self.caption_drop(codes.shape[0], self.loss_cfg.caption_dropout) if drop_captions else None
         return build_sequences(self.gpt.vocab, codes, batch["text"], self.model_cfg.text_len, drop)
 
     def training_flops(self, batch: dict) -> float:
@@ -61,12 +54,4 @@ class GPTModule(GeneratorModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         sequences = self._sequences(batch, drop_captions=False)
         _, logs = next_token_loss(self.eval_net, sequences, GPTLossConfig(), step=0)
-        size = batch["codes"].shape[0]
-        self.log("val/video_loss", logs["video_loss"], sync_dist=True, batch_size=size)
-        self.log(
-            "val/bits_per_video_token",
-            logs["bits_per_video_token"],
-            sync_dist=True,
-            batch_size=size,
-            prog_bar=True,
-        )
+        self.log_validation(logs, "video_loss", batch["codes"].shape[0])

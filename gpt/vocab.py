@@ -72,6 +72,41 @@ def video_positions(t: int, h: int, w: int, offset: int) -> torch.Tensor:
     return grid.reshape(-1, 3) + offset
 
 
+def check_request(
+    cfg, captions: list[list[int]], num_frames: int, prefix: torch.Tensor | None, needs_round_trip: bool
+) -> int:
+    """Refuse a sampling request a token model cannot serve, before any network call; returns
+    the prefix's latent frames.
+
+    ``cfg``: the model's config (``text_len``, ``max_frames``, ``grid_h``, ``grid_w``);
+    ``captions``: caption ids per sample; ``prefix``: (B, t0, h, w) codes or None;
+    ``needs_round_trip``: the sampling asks to re-encode its context and no round trip was given.
+    """
+    batch = len(captions)
+    too_long = [len(ids) for ids in captions if len(ids) > cfg.text_len]
+    if too_long:
+        raise ValueError(
+            f"captions: {max(too_long)} text ids, more than the model's text_len of {cfg.text_len} "
+            "(training cut captions to it; shorten the caption)"
+        )
+    t0 = 0 if prefix is None else prefix.shape[1]
+    grid = (cfg.grid_h, cfg.grid_w)
+    if prefix is not None and (prefix.shape[0] != batch or tuple(prefix.shape[2:]) != grid):
+        raise ValueError(
+            f"prefix: expected ({batch}, t, {grid[0]}, {grid[1]}) codes, got {tuple(prefix.shape)}"
+        )
+    if num_frames <= t0:
+        raise ValueError(f"num_frames: expected more than the {t0} prefix frames, got {num_frames}")
+    if t0 > cfg.max_frames - 1:
+        raise ValueError(
+            f"prefix: {t0} latent frames do not fit the context of {cfg.max_frames} latent frames with room to "
+            f"generate; give at most {cfg.max_frames - 1} (or train with a larger max_frames)"
+        )
+    if needs_round_trip:
+        raise ValueError("reencode_context: needs the tokenizer's round trip (sample through the generator)")
+    return t0
+
+
 def sequence_positions(text_len: int, t: int, h: int, w: int, with_eov: bool = True) -> torch.Tensor:
     """(L, 3) positions of a whole sequence: prefix tokens on the diagonal, then the video grid,
     then EOV one latent frame after the last."""

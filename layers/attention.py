@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 _LOGGED: set[str] = set()
 
 
+def check_heads(dim: int, heads: int) -> None:
+    """Refuse a width that does not split into heads of an even size (RoPE rotates pairs)."""
+    if dim % heads or (dim // heads) % 2:
+        raise ValueError(
+            f"dim, heads: expected dim divisible by heads with an even head size, got {dim}, {heads}"
+        )
+
+
 def flash_available() -> bool:
     try:
         import flash_attn  # noqa: F401
@@ -116,7 +124,9 @@ class Attention(nn.Module):
                 raise RuntimeError("Attention: call setup_cache before decoding with start=")
             if self.cache.flash:
                 if mask is not None:
-                    raise ValueError("mask: the flash-attn cache takes none (decode frame-causal layouts on SDPA)")
+                    raise ValueError(
+                        "mask: the flash-attn cache takes none (decode frame-causal layouts on SDPA)"
+                    )
                 return linear(self._flash_cached(q, k, v, start).reshape(b, n, -1), self.proj)
             k, v = self.cache.write(k, v, start)
         if mask is not None:

@@ -7,6 +7,8 @@ bidirectional, optionally an explicit mask), SwiGLU. The attribute names (``norm
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -33,3 +35,15 @@ class Block(nn.Module):
         """x (B, N, C) -> (B, N, C); ``rope``, ``start`` and ``mask`` as in ``Attention.forward``."""
         x = x + self.attn(self.norm1(x), rope, start, mask)
         return x + self.mlp(self.norm2(x))
+
+
+def init_weights(model: nn.Module, blocks: nn.ModuleList) -> None:
+    """GPT-2's initialization: every Linear and Embedding weight ~ N(0, 0.02), then each
+    residual branch's output projection (attention ``proj``, MLP ``w2``) of ``blocks`` scaled
+    down by sqrt(2 * depth), so the residual stream's variance does not grow with depth."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+    for block in blocks:
+        for proj in (block.attn.proj, block.mlp.w2):
+            nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * len(blocks)))

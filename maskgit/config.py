@@ -3,14 +3,15 @@ come from the data."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from vtlm.train.checkpoint import config_from_dict
+from vtlm.layers.attention import check_heads
+from vtlm.train.checkpoint import ConfigDict, check_positive
 
 
 @dataclass
-class MaskGITConfig:
+class MaskGITConfig(ConfigDict):
     """A bidirectional transformer over [caption prefix | video codes, some replaced by MASK]."""
 
     dim: int = 384
@@ -39,13 +40,8 @@ class MaskGITConfig:
     attention: Literal["auto", "flash", "sdpa"] = "auto"
 
     def __post_init__(self):
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise ValueError(
-                f"dim, heads: expected dim divisible by heads with an even head size, got {self.dim}, {self.heads}"
-            )
-        for name in ("depth", "text_len", "max_frames", "grid_h", "grid_w", "codebook_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        check_heads(self.dim, self.heads)
+        check_positive(self, ("depth", "text_len", "max_frames", "grid_h", "grid_w", "codebook_size"))
         if self.rope not in ("3d", "1d"):
             raise ValueError(f"rope: expected '3d' or '1d', got {self.rope!r}")
 
@@ -62,13 +58,6 @@ class MaskGITConfig:
     def max_len(self) -> int:
         """The prefix and max_frames latent frames (no EOV: nothing is predicted after the video)."""
         return self.prefix_len + self.max_frames * self.frame_tokens
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> MaskGITConfig:
-        return config_from_dict(cls, values)
 
 
 # Matched within 5% to the GPT preset of the same name (tests/test_maskgit.py). The output layer

@@ -9,14 +9,12 @@ caller passes ``frame_mask``'s block-causal mask, or decodes with the KV caches,
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from vtlm.gpt.vocab import Vocab
 from vtlm.layers.basic import RMSNorm
-from vtlm.layers.block import Block
+from vtlm.layers.block import Block, init_weights
 from vtlm.layers.masks import frame_causal_mask
 from vtlm.layers.rope import rope_angles
 
@@ -36,15 +34,7 @@ class MaskGIT(nn.Module):
         )
         self.norm = RMSNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.codebook_size, bias=False)  # codes only: nothing else is predicted
-        self.apply(self._init)
-        for block in self.blocks:  # residual branches scaled down with depth (GPT-2)
-            for proj in (block.attn.proj, block.mlp.w2):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.depth))
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
+        init_weights(self, self.blocks)
 
     def forward(
         self,

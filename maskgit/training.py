@@ -8,11 +8,9 @@ with a generator seeded by the batch index, so its loss is comparable across val
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 
-from vtlm.train.generator import GeneratorModule
+from vtlm.train.generator import CodeModule
 from vtlm.train.optim import OptimConfig
 
 from .config import MaskGITConfig
@@ -20,7 +18,7 @@ from .model import MaskGIT
 from .objective import MaskGITLossConfig, build_batch, masked_token_loss
 
 
-class MaskGITModule(GeneratorModule):
+class MaskGITModule(CodeModule):
     def __init__(
         self,
         model: MaskGITConfig,
@@ -31,10 +29,8 @@ class MaskGITModule(GeneratorModule):
         compile: bool = False,
         tokenizer: dict | None = None,
     ):
-        hparams = {"model": model.to_dict(), "loss": asdict(loss)}
-        super().__init__("maskgit", MaskGIT(model), hparams, optim, total_steps, ema_decay, tokenizer)
-        self.model_cfg, self.loss_cfg = model, loss
-        self.forward_hidden = torch.compile(self.maskgit.hidden) if compile else self.maskgit.hidden
+        net = MaskGIT(model)
+        super().__init__("maskgit", net, model, loss, optim, total_steps, ema_decay, compile, tokenizer)
 
     def sequence_length(self, frames: int) -> int:
         """Training sequence length for ``frames`` latent frames (the frame-causal layout holds
@@ -50,9 +46,7 @@ class MaskGITModule(GeneratorModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         codes = batch["codes"]
-        drop = None
-        if self.loss_cfg.caption_dropout > 0:
-            drop = torch.rand(codes.shape[0]) < self.loss_cfg.caption_dropout
+        drop = self.caption_drop(codes.shape[0], self.loss_cfg.caption_dropout)
         masked = build_batch(self.model_cfg, self.loss_cfg, self.maskgit.mask_id, codes, batch["text"], drop)
         loss, logs = masked_token_loss(self.maskgit, masked, self.forward_hidden)
         self.log_training(loss, logs, codes.shape[0])
@@ -66,12 +60,4 @@ class MaskGITModule(GeneratorModule):
             self.model_cfg, self.loss_cfg, net.mask_id, codes, batch["text"], None, generator
         )
         _, logs = masked_token_loss(net, masked)
-        size = codes.shape[0]
-        self.log("val/masked_loss", logs["masked_loss"], sync_dist=True, batch_size=size)
-        self.log(
-            "val/bits_per_masked_token",
-            logs["bits_per_masked_token"],
-            sync_dist=True,
-            batch_size=size,
-            prog_bar=True,
-        )
+        self.log_validation(logs, "masked_loss", codes.shape[0])

@@ -157,3 +157,5 @@ def test_quick_bench_writes_ratios(quick_bench):
     row = next(row for row in report["rows"] if row["id"] == "data_read")
     assert row["vtlm"] > 0 and row["peers"]["pyav"] > 0 and report["machine"]["torch"]
     assert "x)" in result.stdout
+    for name in ("data", "loader", "generation", "gpu"):  # each workload is announced as it starts
+        assert f"] {name}: " in result.stdout, name

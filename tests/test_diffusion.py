@@ -176,3 +176,28 @@ def test_both_generators_export_their_training_seconds_and_flops(debug_gpt_run, 
         assert training["steps"] == 30 and training["seconds"] > 0
         assert training["flops"] == pytest.approx(30 * per_step, rel=1e-9)
         figures[kind] = training
+
+
+def test_solvers_integrate_a_gaussian_flow_to_its_analytic_endpoint():
+    """For data x0 ~ N(mu, sd^2) the rectified flow's exact velocity is linear in x, and the ODE
+    carries noise x1 to mu + sd * x1. Every solver converges to it; at about equal network
+    calls DPM-Solver++(2M) is several times closer than Euler and Heun (measured: 16 calls
+    0.0087 against Euler 0.080 and Heun's 15 calls 0.067)."""
+    from vtlm.diffusion.flow import integrate
+
+    mu, sd = 0.7, 0.25
+    x1 = torch.linspace(-2.5, 2.5, 11, dtype=torch.float64)
+
+    def velocity(x, s):  # (x - E[x0 | x_s]) / s, E[x0 | x_s] from the Gaussian posterior
+        var = (1 - s) ** 2 * sd**2 + s**2
+        x0 = mu + (1 - s) * sd**2 / var * (x - (1 - s) * mu)
+        return (x - x0) / s
+
+    def error(solver: str, steps: int) -> float:
+        grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        return float((integrate(velocity, x1.clone(), grid, solver) - (mu + sd * x1)).abs().max())
+
+    dpm = error("dpmpp_2m", 16)
+    assert dpm < 0.01 and dpm < error("euler", 16) / 4 and dpm < error("heun", 8) / 4
+    assert error("dpmpp_2m", 200) < 1e-3 and error("heun", 200) < 1e-3 and error("euler", 200) < 1e-2
+    assert SamplerConfig(steps=8, solver="dpmpp_2m").nfe == 8 and SamplerConfig(steps=8, solver="heun").nfe == 15

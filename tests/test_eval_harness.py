@@ -111,20 +111,56 @@ def test_eval_compare_flags_reach_the_eval_config(capsys):
         main(
             ["eval", "compare", "runs/a/gpt", "runs/b/diffusion", "--out", "runs/eval/x",
              "--eval.protocols", "[shapes-cont5, shapes-rollout]", "--eval.seeds", "[0, 1]", "--eval.num_clips", "3",
-             "--eval.protocol_clips", "{shapes-rollout: 2}", "--eval.sampling.diffusion_steps", "[4]",
-             "--eval.sampling.gpt_temperatures", "[]", "--eval.classifier_steps", "20", "--print_config"]
+             "--eval.protocol_clips", "{shapes-rollout: 2}", "--eval.sampling.sweeps", "{diffusion: {steps: [4]}}",
+             "--eval.classifier_steps", "20", "--print_config"]
         )  # fmt: skip
     assert done.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)
     cfg = printed["eval"]
     assert cfg["protocols"] == ["shapes-cont5", "shapes-rollout"] and cfg["seeds"] == [0, 1]
     assert cfg["num_clips"] == 3 and cfg["protocol_clips"] == {"shapes-rollout": 2}
-    assert cfg["sampling"]["diffusion_steps"] == [4] and cfg["sampling"]["gpt_temperatures"] == []
+    assert cfg["sampling"]["sweeps"] == {"diffusion": {"steps": [4]}}
     assert cfg["classifier_steps"] == 20
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the quick demo (conftest.quick_demo) trains and evaluates: minutes
+def test_report_names_follow_kinds_then_run_directories(tmp_path):
+    from vtlm.eval.generators import names_for
+
+    paths = []
+    for run, kind in (("demo/gpt", "gpt"), ("ablations/gpt_corruption/gpt", "gpt"), ("demo/diffusion", "diffusion"),
+                      ("copy/gpt", "gpt")):  # fmt: skip
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "config.yaml").write_text(f"kind: {kind}\n")
+        paths.append(str(tmp_path / run))
+    assert names_for(paths) == ["gpt (demo)", "gpt (gpt_corruption)", "diffusion", "gpt (copy)"]
+    assert names_for(paths[:1] + paths[2:3]) == ["gpt", "diffusion"]
+
+
+def test_sweeps_change_one_setting_at_a_time_and_name_it():
+    """A sweep variant shares the loaded generator's weights and changes one setting of its
+    family's sampling config (booleans too: the anti-drift options); unknown families and
+    settings are refused up front, naming them."""
+    from types import SimpleNamespace
+
+    from vtlm.eval.generators import SamplingSettings, Variant, sweep_variants
+    from vtlm.gpt.sampling import SamplingConfig
+
+    sampling = SamplingSettings(sweeps={"gpt": {"temperature": [1.0, 0.7], "reencode_context": [True]}})
+    model = SimpleNamespace(sampling=sampling.gpt, weights=object())
+    default = Variant("gpt", "default", "gpt", {}, model)
+    variants = sweep_variants(default, sampling)
+    assert [v.label for v in variants] == ["temperature=0.7", "reencode_context=True"]  # 1.0 is the default
+    assert variants[1].model.sampling == SamplingConfig(top_k=100, cfg_scale=3.0, reencode_context=True)
+    assert all(v.model.weights is model.weights for v in variants) and model.sampling is sampling.gpt
+    assert sweep_variants(Variant("d", "default", "diffusion", {}, model), SamplingSettings(sweeps={})) == []
+    with pytest.raises(ValueError, match="unknown family 'dit'"):
+        SamplingSettings(sweeps={"dit": {"steps": [5]}})
+    with pytest.raises(ValueError, match=r"sweeps.maskgit: \['temperatures'\]"):
+        SamplingSettings(sweeps={"maskgit": {"temperatures": [0.5]}})
+
+
 def test_harness_writes_every_row_and_report_file(demo_eval):
     """The harness's output on the quick demo's debug GPT and diffusion checkpoints."""
     from vtlm.tokenizer.io import load_tokenizer

@@ -243,8 +243,8 @@ def test_eval_compare_takes_maskgit_beside_the_gpt(maskgit_and_gpt_runs, tmp_pat
     main(["eval", "compare", str(maskgit / "maskgit"), str(gpt / "gpt"), "--out", str(out),
           "--eval.protocols", "[shapes-cont5]", "--eval.seeds", "[0]", "--eval.num_clips", "2",
           "--eval.samples_per_clip", "1", "--eval.synthetic.kind", "digits",  # shapes clips, no classifier
-          "--eval.sampling.maskgit_steps", "[2]", "--eval.sampling.maskgit.steps", "3",
-          "--eval.sampling.gpt_temperatures", "[]", "--eval.bootstrap", "50", "--eval.cost_repeats", "1",
+          "--eval.sampling.sweeps", "{maskgit: {steps: [2]}}", "--eval.sampling.maskgit.steps", "3",
+          "--eval.bootstrap", "50", "--eval.cost_repeats", "1",
           "--eval.floor_sizes", "[]", "--eval.leakage_check", "false"])  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert set(results["generators"]) == {"maskgit", "gpt"}

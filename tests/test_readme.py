@@ -34,7 +34,7 @@ def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch, caps
     from vtlm.cli.main import main
 
     commands = readme_commands()
-    assert len(commands) >= 11
+    assert len(commands) >= 15
     (tmp_path / "configs").symlink_to(ROOT / "configs")
     monkeypatch.chdir(tmp_path)
     for command in commands:
@@ -49,6 +49,8 @@ def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch, caps
     assert (tmp_path / "runs/samples/continue/sheet.gif").is_file()
     assert (tmp_path / "runs/samples/caption/sample_000.mp4").is_file()
     assert (tmp_path / "runs/samples/diffusion/sheet.gif").is_file()
+    assert (tmp_path / "runs/samples/forcing/sheet.gif").is_file()
+    assert (tmp_path / "runs/samples/maskgit/sample_000.mp4").is_file()
     assert (tmp_path / "runs/eval/readme/report.html").is_file()
     assert (tmp_path / "runs/eval/rollout/results.json").is_file()
     scope: dict = {}

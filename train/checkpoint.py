@@ -31,6 +31,25 @@ def config_from_dict(cls: type[T], values: dict) -> T:
     return cls(**values)
 
 
+class ConfigDict:
+    """``to_dict`` / ``from_dict`` of a config dataclass: its plain values, as config.yaml holds
+    them, and back (unknown keys named)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        return config_from_dict(cls, values)
+
+
+def check_positive(cfg, names: tuple[str, ...]) -> None:
+    """Refuse a config whose fields ``names`` are not >= 1, naming the first such field."""
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name}: expected >= 1, got {getattr(cfg, name)}")
+
+
 def save_model_dir(
     path: str | os.PathLike,
     kind: str,

@@ -77,6 +77,12 @@ class GeneratorModule(L.LightningModule):
         """The network to evaluate and export: the EMA weights when kept."""
         return self.ema.shadow if self.ema is not None else self.net
 
+    @staticmethod
+    def caption_drop(count: int, dropout: float) -> torch.Tensor | None:
+        """(count,) bool: which captions of a training batch are dropped (the unconditional
+        model that classifier-free guidance needs); None when ``dropout`` is 0."""
+        return torch.rand(count) < dropout if dropout > 0 else None
+
     def configure_optimizers(self):
         optimizer = build_optimizer(self.net, self.optim_cfg)
         return [optimizer], [
@@ -120,3 +126,33 @@ class GeneratorModule(L.LightningModule):
             "tokenizer": self.tokenizer_info,
         }
         return save_model_dir(path, self.kind, self.hparams["model"], self.export_state(), extra)
+
+
+class CodeModule(GeneratorModule):
+    """A transformer over the tokenizer's codes (the GPT, masked decoding): its model and
+    objective configs recorded as ``model`` and ``loss``, and its hidden-state function
+    compiled when asked (``forward_hidden``, for the chunked loss)."""
+
+    def __init__(
+        self,
+        family: str,
+        net: nn.Module,
+        model_cfg,
+        loss_cfg,
+        optim: OptimConfig,
+        total_steps: int,
+        ema_decay: float | None,
+        compile: bool,
+        tokenizer: dict | None,
+    ):
+        hparams = {"model": model_cfg.to_dict(), "loss": asdict(loss_cfg)}
+        super().__init__(family, net, hparams, optim, total_steps, ema_decay, tokenizer)
+        self.model_cfg, self.loss_cfg = model_cfg, loss_cfg
+        self.forward_hidden = torch.compile(net.hidden) if compile else net.hidden
+
+    def log_validation(self, logs: dict, loss_key: str, size: int) -> None:
+        """The validation loss ``logs[loss_key]`` (``<what>_loss``, nats per token) and its
+        bits (``bits_per_<what>_token``), as every code family reports them."""
+        bits_key = f"bits_per_{loss_key.removesuffix('_loss')}_token"
+        self.log(f"val/{loss_key}", logs[loss_key], sync_dist=True, batch_size=size)
+        self.log(f"val/{bits_key}", logs[bits_key], sync_dist=True, batch_size=size, prog_bar=True)

@@ -166,11 +166,21 @@ def drift_plot(
             unit_figure = unit_figure or curve
             color, style = colors[row["generator"]], styles[row["variant"]]
             ax.plot(
-                curve["frames"], _floats(curve["mean"]), color=color, linestyle=style, lw=1.8, label=row_label(row)
+                curve["frames"],
+                _floats(curve["mean"]),
+                color=color,
+                linestyle=style,
+                lw=1.8,
+                label=row_label(row),
             )
             if curve.get("ci_low") and curve.get("ci_high"):
                 ax.fill_between(
-                    curve["frames"], _floats(curve["ci_low"]), _floats(curve["ci_high"]), color=color, alpha=0.13, lw=0
+                    curve["frames"],
+                    _floats(curve["ci_low"]),
+                    _floats(curve["ci_high"]),
+                    color=color,
+                    alpha=0.13,
+                    lw=0,
                 )
         thresholds = {(row.get("drift") or {}).get(name, {}).get("threshold") for row in rows} - {None}
         for threshold in sorted(thresholds):
