@@ -49,7 +49,7 @@ test: $(INSTALLED)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(INSTALLED)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow"
 
 demo: $(INSTALLED)
 	$(VENV)/bin/vtlm demo --out $(DEMO_OUT)
