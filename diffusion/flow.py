@@ -23,6 +23,12 @@ import torch
 Net = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def check_level_sampling(value: str) -> None:
+    """Refuse a noise-level distribution other than logit-normal or uniform, naming the field."""
+    if value not in ("logit_normal", "uniform"):
+        raise ValueError(f"level_sampling: expected 'logit_normal' or 'uniform', got {value!r}")
+
+
 @dataclass
 class FlowConfig:
     """How training draws noise levels and clean prefixes."""
@@ -36,10 +42,7 @@ class FlowConfig:
     caption_dropout: float = 0.1
 
     def __post_init__(self):
-        if self.level_sampling not in ("logit_normal", "uniform"):
-            raise ValueError(
-                f"level_sampling: expected 'logit_normal' or 'uniform', got {self.level_sampling!r}"
-            )
+        check_level_sampling(self.level_sampling)
         if not 0 <= self.prefix_share <= 1 or not 0 <= self.caption_dropout <= 1:
             raise ValueError(
                 f"prefix_share, caption_dropout: expected values in [0, 1], got {self.prefix_share}, {self.caption_dropout}"

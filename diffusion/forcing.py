@@ -40,7 +40,7 @@ from typing import Literal
 
 import torch
 
-from .flow import FlowConfig, Net, SamplerConfig, sample_levels, solver_step
+from .flow import FlowConfig, Net, SamplerConfig, check_level_sampling, sample_levels, solver_step
 
 
 @dataclass
@@ -59,10 +59,7 @@ class ForcingConfig:
     caption_dropout: float = 0.1
 
     def __post_init__(self):
-        if self.level_sampling not in ("logit_normal", "uniform"):
-            raise ValueError(
-                f"level_sampling: expected 'logit_normal' or 'uniform', got {self.level_sampling!r}"
-            )
+        check_level_sampling(self.level_sampling)
         values = (self.history_share, self.history_dropout, self.max_context_noise, self.caption_dropout)
         if not all(0 <= v <= 1 for v in values) or self.history_share + self.history_dropout > 1:
             raise ValueError(
