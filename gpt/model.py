@@ -11,6 +11,7 @@ from torch import nn
 
 from vtlm.layers.basic import RMSNorm, keep_transposed, linear
 from vtlm.layers.block import Block, init_weights
+from vtlm.layers.rolling_cache import RollingKV
 from vtlm.layers.rope import rope_angles
 
 from .config import GPTConfig
@@ -33,23 +34,41 @@ class GPT(nn.Module):
             self.head.weight = self.embed.weight
         init_weights(self, self.blocks)
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        start: int | None = None,
+        caches: list[RollingKV] | None = None,
+        last: int | None = None,
+    ) -> torch.Tensor:
         """ids (B, N) int64, positions (N, 3) int -> logits (B, N, vocab.size) float.
 
         ``start``: decoding with the caches set up; ids are positions [start, start + N).
+        ``caches``: one rolling cache per block to decode through instead (slots from ``start``).
+        ``last``: logits of the last ``last`` positions only (B, last, vocab.size).
         """
-        return linear(self.hidden(ids, positions, start), self.head)
+        hidden = self.hidden(ids, positions, start, caches)
+        return linear(hidden if last is None else hidden[:, -last:], self.head)
 
-    def hidden(self, ids: torch.Tensor, positions: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    def hidden(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        start: int | None = None,
+        caches: list[RollingKV] | None = None,
+    ) -> torch.Tensor:
         """The normalized last hidden states (B, N, dim) that the output layer ``head`` maps to
         logits (training computes its loss from them chunk by chunk)."""
-        rope = rope_angles(
-            positions.to(ids.device), self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base
-        )
+        rope = self.rotations(positions.to(ids.device))
         x = self.embed(ids)
-        for block in self.blocks:
-            x = block(x, rope, start)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, start, cache=None if caches is None else caches[i])
         return self.norm(x)
+
+    def rotations(self, positions: torch.Tensor) -> torch.Tensor:
+        """RoPE rotations (N, head_dim // 2) complex of positions (N, 3)."""
+        return rope_angles(positions, self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base)
 
     def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:
         """Preallocate every layer's KV cache once, for ``batch`` sequences of ``length``.

@@ -1,10 +1,18 @@
-"""Sampling video codes from the GPT: cached decoding, CFG in one batch, sliding window.
+"""Sampling video codes from the GPT: cached decoding, CFG in one batch, sliding window,
+and the faster schedules.
 
-Generation runs latent frame by latent frame. While the video fits in the context
-(``max_frames`` latent frames), every new token is one cached forward step. Beyond it, the
-window slides: the caption and the last ``max_frames - 1`` latent frames are re-encoded as a
-new prefix (positions restart, as in training), and the next frame is decoded from there, so a
-rollout can go far beyond the training length.
+Generation runs latent frame by latent frame through a :class:`vtlm.gpt.stream.Stream`. While
+the video fits in the context (``max_frames`` latent frames), every new token is one cached
+forward step. Beyond it, the window slides: by default the caption and the last
+``max_frames - 1`` latent frames are re-encoded as a new prefix (positions restart, as in
+training) and the next frame is decoded from there, so a rollout can go far beyond the
+training length; with ``rolling_cache`` the keys and values are kept instead (the oldest frame
+leaves, held keys are rotated to their new positions; see ``stream.py`` for where that differs
+from re-encoding).
+
+Schedules: one token per network call (the plain sampler), or speculative Jacobi decoding
+(``jacobi_window`` > 1, ``jacobi.py``): each call verifies a run of guessed tokens and keeps
+the longest accepted prefix, with the model's distribution unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .choice import choose, filter_logits  # noqa: F401  (the sampler's public choosers)
+from .jacobi import decode_jacobi
 from .model import GPT
-from .vocab import check_request, prefix_ids, sequence_positions
+from .stream import Stream
+from .vocab import check_request
 
 
 @dataclass
@@ -30,6 +41,15 @@ class SamplingConfig:
     # encoded again by the tokenizer (the codes a real clip of those frames would have), not
     # from the sampled codes themselves. Costs a decode and an encode of the video per new frame.
     reencode_context: bool = False
+    # Slide the window by keeping keys and values (the oldest frame leaves, held keys are
+    # rotated to their new positions) instead of re-encoding the window for every new frame.
+    # Exact for a one-block network; deeper ones differ (vtlm.gpt.stream). No effect when
+    # max_frames is 1.
+    rolling_cache: bool = False
+    # Speculative Jacobi decoding: tokens per network call (the last decided token and
+    # jacobi_window - 1 guesses, from the same place in the previous latent frame), keeping the
+    # longest accepted run; the distribution is the model's. 1: one token per call.
+    jacobi_window: int = 1
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -38,93 +58,39 @@ class SamplingConfig:
             raise ValueError(f"top_p: expected a value in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise ValueError(f"top_k: expected >= 0, got {self.top_k}")
-
-
-def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """logits (B, V) with everything outside top-k / top-p set to -inf."""
-    if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = sorted_logits.softmax(dim=-1)
-        drop = probs.cumsum(dim=-1) - probs > top_p  # keep the first token past the threshold
-        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-    return logits
-
-
-def choose(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """One code per row from logits (B, codebook).
-
-    With top-k on, the draw is made among the k best codes only (their softmax, then top-p on
-    them): the same distribution as masking the rest to -inf, without a softmax and a
-    multinomial over the whole codebook at every step.
-    """
-    if cfg.temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / cfg.temperature
-    if not cfg.top_k or cfg.top_k >= logits.shape[-1]:
-        logits = filter_logits(logits, 0, cfg.top_p)
-        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
-    values, codes = torch.topk(logits, cfg.top_k, dim=-1)  # sorted, best first
-    if cfg.top_p < 1.0:
-        probs = values.softmax(dim=-1)
-        values = values.masked_fill(probs.cumsum(dim=-1) - probs > cfg.top_p, float("-inf"))
-    pick = torch.multinomial(values.softmax(dim=-1), 1, generator=generator)
-    return codes.gather(-1, pick).squeeze(-1)
-
-
-class _Decoder:
-    """Cached decoding of one window: prefix ids, then one latent frame after another."""
-
-    def __init__(self, model: GPT, captions: list[list[int]], cfg: SamplingConfig):
-        self.model, self.cfg, self.vocab = model, cfg, model.vocab
-        self.guided = cfg.cfg_scale != 1.0
-        batch = len(captions)
-        prefix = prefix_ids(self.vocab, captions, model.cfg.text_len)
-        if self.guided:  # the unconditional half: the same sequences with the caption dropped
-            prefix = torch.cat(
-                [
-                    prefix,
-                    prefix_ids(self.vocab, captions, model.cfg.text_len, torch.ones(batch, dtype=torch.bool)),
-                ]
+        if self.jacobi_window < 1:
+            raise ValueError(f"jacobi_window: expected >= 1 tokens per call, got {self.jacobi_window}")
+        if self.rolling_cache and self.reencode_context:
+            raise ValueError(
+                "rolling_cache: keeps the keys of the sampled context, which reencode_context replaces "
+                "at every slide; choose one"
             )
-        self.prefix = prefix.to(model.embed.weight.device)
-        self.batch = batch
 
-    def _logits(self, ids: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
-        """Logits over video codes (B, codebook) for the last position, guidance applied."""
-        logits = self.model(ids, positions, start=start)[:, -1]
-        offset = self.vocab.code_offset
-        logits = logits[:, offset : offset + self.vocab.codebook_size].float()
-        if self.guided:
-            cond, uncond = logits.chunk(2)
-            logits = uncond + self.cfg.cfg_scale * (cond - uncond)
-        return logits
 
-    def frames(self, context: torch.Tensor, new_frames: int, generator) -> torch.Tensor:
-        """Decode ``new_frames`` latent frames after ``context`` (B, t0, h, w) -> (B, new, h, w)."""
-        m, vocab = self.model.cfg, self.vocab
-        t0, h, w = context.shape[1], m.grid_h, m.grid_w
-        positions = sequence_positions(m.text_len, t0 + new_frames, h, w, with_eov=False).to(
-            self.prefix.device
-        )
-        context_ids = vocab.codes_to_ids(context.reshape(context.shape[0], -1)).to(self.prefix.device)
-        if self.guided:
-            context_ids = torch.cat([context_ids, context_ids])
-        ids = torch.cat([self.prefix, context_ids], dim=1)
-        logits = self._logits(ids, positions[: ids.shape[1]], start=0)
-        out = []
-        for _ in range(new_frames * h * w):
-            code = choose(logits, self.cfg, generator)
-            out.append(code)
-            token = vocab.codes_to_ids(code)[:, None]
-            if self.guided:
-                token = torch.cat([token, token])
-            pos = ids.shape[1] + len(out) - 1
-            if len(out) < new_frames * h * w:
-                logits = self._logits(token, positions[pos : pos + 1], start=pos)
-        return torch.stack(out, dim=1).view(self.batch, new_frames, h, w)
+def decode_sequential(
+    stream: Stream, context: torch.Tensor, new_frames: int, cfg: SamplingConfig, generator
+) -> torch.Tensor:
+    """Decode ``new_frames`` latent frames after ``context`` (B, t0, h, w) one token per network
+    call -> (B, new_frames, h, w)."""
+    b, t0, h, w = context.shape
+    logits = stream.start(context, new_frames)
+    first, count = t0 * h * w, new_frames * h * w
+    out = []
+    for i in range(count):
+        code = choose(logits, cfg, generator)
+        out.append(code)
+        if i < count - 1:
+            logits = stream.feed(code[:, None], first + i)[:, 0]
+    return torch.stack(out, dim=1).view(b, new_frames, h, w)
+
+
+def decode(
+    stream: Stream, context: torch.Tensor, new_frames: int, cfg: SamplingConfig, generator
+) -> torch.Tensor:
+    """``new_frames`` latent frames (B, new, h, w) after ``context`` by ``cfg``'s schedule."""
+    if cfg.jacobi_window > 1:
+        return decode_jacobi(stream, context, new_frames, cfg, generator)
+    return decode_sequential(stream, context, new_frames, cfg, generator)
 
 
 @torch.no_grad()
@@ -150,8 +116,8 @@ def sample_codes(
     batch = len(captions)
     t0 = check_request(m, captions, num_frames, prefix, cfg.reencode_context and reencode is None)
     model.eval()
-    decoder = _Decoder(model, captions, cfg)
-    model.setup_caches(batch * (2 if decoder.guided else 1), m.max_len)
+    rolling = cfg.rolling_cache and m.max_frames > 1
+    stream = Stream(model, captions, cfg.cfg_scale, rolling)
     device = model.embed.weight.device
     video = (
         prefix if prefix is not None else torch.zeros(batch, 0, m.grid_h, m.grid_w, dtype=torch.long)
@@ -160,11 +126,11 @@ def sample_codes(
         video_context = video[:, -(m.max_frames - 1) :] if m.max_frames > 1 else video[:, :0]
     else:
         video_context = video
-    # First window: everything that fits after the context in one cached pass.
-    first = min(num_frames - t0, m.max_frames - video_context.shape[1])
-    video = torch.cat([video, decoder.frames(video_context, first, generator)], dim=1)
+    # First window: everything that fits after the context in one cached pass (rolling: all).
+    first = num_frames - t0 if rolling else min(num_frames - t0, m.max_frames - video_context.shape[1])
+    video = torch.cat([video, decode(stream, video_context, first, cfg, generator)], dim=1)
     while video.shape[1] < num_frames:  # slide: keep max_frames - 1 frames of context
         source = reencode(video) if cfg.reencode_context else video
         context = source[:, video.shape[1] - (m.max_frames - 1) :] if m.max_frames > 1 else video[:, :0]
-        video = torch.cat([video, decoder.frames(context, 1, generator)], dim=1)
+        video = torch.cat([video, decode(stream, context, 1, cfg, generator)], dim=1)
     return video

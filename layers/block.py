@@ -14,6 +14,7 @@ from torch import nn
 
 from .attention import Attention
 from .basic import RMSNorm, SwiGLU
+from .rolling_cache import RollingKV
 
 
 class Block(nn.Module):
@@ -31,9 +32,17 @@ class Block(nn.Module):
         rope: torch.Tensor,
         start: int | None = None,
         mask: torch.Tensor | None = None,
+        cache: RollingKV | None = None,
     ) -> torch.Tensor:
-        """x (B, N, C) -> (B, N, C); ``rope``, ``start`` and ``mask`` as in ``Attention.forward``."""
-        x = x + self.attn(self.norm1(x), rope, start, mask)
+        """x (B, N, C) -> (B, N, C); ``rope``, ``start`` and ``mask`` as in ``Attention.forward``.
+
+        ``cache``: decode through this rolling cache (slots from ``start``) instead of the
+        attention's own KV cache."""
+        h = self.norm1(x)
+        if cache is None:
+            x = x + self.attn(h, rope, start, mask)
+        else:
+            x = x + cache.attend(self.attn, h, rope, start, mask)
         return x + self.mlp(self.norm2(x))
 
 
