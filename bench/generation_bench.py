@@ -7,21 +7,39 @@ network evaluation per code, no guidance); the DiT integrates the flow with Eule
 and 50 steps (one evaluation per step, no guidance; Heun takes 2 * steps - 1). Each is
 measured through the Generator interface by :func:`vtlm.eval.cost.measure_generation`.
 
+The GPT's decoding options, on the same network, sampling codes only (the tokenizer's decode
+is the same for all of them, so it is left out of these timings): a 4x rollout (4x the window
+in latent frames, sliding) re-encoding the window per new frame against the rolling KV cache,
+and speculative Jacobi decoding against the plain sampler on one window (greedy and
+temperature 1), with its sequential network calls per clip. The variants being compared are
+timed in turns, so load on a shared machine falls on both. With random weights the model's
+next tokens are not those of the previous frame, so Jacobi accepts few guesses here: its calls
+per clip measure the schedule's floor, not what a trained model reaches.
+
 Quick mode (tests): the ``debug`` presets and tokenizer, 5x32x32 clips, one repeat.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
+from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from vtlm.diffusion.flow import SamplerConfig
 from vtlm.eval.cost import measure_generation
 from vtlm.generate.interface import load_generator
+from vtlm.generate.pairing import caption_ids
+from vtlm.gpt.sampling import SamplingConfig, sample_codes
+from vtlm.gpt.stream import network_calls
 
 from .assets import NUM_FRAMES, RESOLUTION, bench_captions, generator_dirs
 
 FPS = 8.0
 STEPS = (10, 25, 50)
+ROLLOUT = 4  # the long rollout: this many windows of latent frames
 
 
 def _row(key: str, workload: str, cost: dict, **extra) -> dict:
@@ -48,6 +66,7 @@ def run_generation_bench(work_dir: Path, quick: bool = False) -> tuple[list[dict
 
     rows = []
     gpt = load_generator(dirs.gpt)
+    gpt_rows, gpt_notes = gpt_decoding_rows(gpt, captions, repeats, shape)
     cost = measure_generation(gpt, captions, frames, seed=0, repeats=repeats, fps=FPS)
     rows.append(
         _row(
@@ -71,10 +90,112 @@ def run_generation_bench(work_dir: Path, quick: bool = False) -> tuple[list[dict
                 heun_nfe_per_window=SamplerConfig(steps=steps, solver="heun").nfe,
             )
         )
-    notes = [
+    rows += gpt_rows
+    notes = gpt_notes + [
         "generation: Heun takes 2 * steps - 1 network evaluations per window against Euler's steps, "
         "so Heun at n steps costs about Euler at 2n - 1",
         "generation: time to first frame is one generate call of a single latent frame; a diffusion "
         "window of the whole clip delivers all its frames at the end (see vtlm.eval.cost)",
     ]
+    return rows, notes
+
+
+def _timed_in_turns(model, ids, frames: int, configs: dict[str, SamplingConfig], repeats: int) -> dict:
+    """Per config: median seconds and network calls of sampling ``frames`` latent frames of
+    codes, after one warm-up call each; the configs take turns in every repeat."""
+    seconds = {name: [] for name in configs}
+    calls = {}
+    for repeat in range(repeats + 1):
+        for name, cfg in configs.items():
+            generator = torch.Generator().manual_seed(repeat)
+            start = time.perf_counter()
+            with network_calls(model) as count:
+                sample_codes(model, ids, frames, cfg, generator=generator)
+            if repeat:  # the first turn warms up
+                seconds[name].append(time.perf_counter() - start)
+            calls.setdefault(name, []).append(count[0])
+    return {
+        name: {
+            "seconds": statistics.median(seconds[name]),
+            "spread": (max(seconds[name]) - min(seconds[name])) / statistics.median(seconds[name]),
+            "calls": statistics.mean(calls[name]),
+        }
+        for name in configs
+    }
+
+
+def _codes_row(key: str, workload: str, timing: dict, **extra) -> dict:
+    return {
+        "id": key,
+        "workload": workload,
+        "unit": "s/clip",
+        "vtlm": timing["seconds"],
+        "vtlm_spread": timing["spread"],
+        "peers": {},
+        "network_calls": timing["calls"],
+        **extra,
+    }
+
+
+def gpt_decoding_rows(gpt, captions: list[str], repeats: int, shape: dict) -> tuple[list[dict], list[str]]:
+    """Rows and notes of the GPT's decoding options (codes only, batch 1): the 4x rollout
+    re-encoding the window or rolling the cache, and Jacobi against the plain sampler."""
+    m, model = gpt.cfg, gpt.model
+    ids = caption_ids(gpt.text, captions, m.text_len)
+    grid = f"{m.grid_h}x{m.grid_w}"
+    frames = ROLLOUT * m.max_frames
+    runs = _timed_in_turns(
+        model,
+        ids,
+        frames,
+        {"reencode": SamplingConfig(), "rolling": SamplingConfig(rolling_cache=True)},
+        repeats,
+    )
+    speedup = runs["reencode"]["seconds"] / runs["rolling"]["seconds"]
+    what = f"GPT {ROLLOUT}x rollout, {frames}x{grid} latents, window {m.max_frames}"
+    rows = [
+        _codes_row("generation_gpt_rollout_reencode", f"{what}: re-encode", runs["reencode"], shape=shape),
+        _codes_row(
+            "generation_gpt_rollout_rolling",
+            f"{what}: rolling cache",
+            runs["rolling"],
+            shape=shape,
+            speedup_vs_reencode=speedup,
+        ),
+    ]
+    notes = [
+        f"generation: {what}: the rolling cache {speedup:.2f}x the speed of re-encoding the window "
+        f"({runs['rolling']['seconds']:.2f} s against {runs['reencode']['seconds']:.2f} s of codes per clip; "
+        f"{runs['rolling']['calls']:.0f} network calls each)"
+    ]
+    window = min(8, m.frame_tokens)
+    for temperature in (0.0, 1.0):
+        plain = SamplingConfig(temperature=temperature)
+        runs = _timed_in_turns(
+            model,
+            ids,
+            m.max_frames,
+            {"plain": plain, "jacobi": replace(plain, jacobi_window=window)},
+            repeats,
+        )
+        label = "greedy" if temperature == 0 else f"temperature {temperature:g}"
+        speedup = runs["plain"]["seconds"] / runs["jacobi"]["seconds"]
+        what = f"GPT {m.max_frames}x{grid} latents, {label}"
+        rows.append(
+            _codes_row(
+                f"generation_gpt_jacobi_t{temperature:g}",
+                f"{what}: Jacobi, {window} per call",
+                runs["jacobi"],
+                shape=shape,
+                jacobi_window=window,
+                sequential_calls=runs["plain"]["calls"],
+                sequential_seconds=runs["plain"]["seconds"],
+                speedup_vs_sequential=speedup,
+            )
+        )
+        notes.append(
+            f"generation: {what}: Jacobi decoding ({window} tokens per call) makes "
+            f"{runs['jacobi']['calls']:.0f} sequential network calls per clip against {runs['plain']['calls']:.0f}, "
+            f"at {speedup:.2f}x the plain sampler's speed (random weights: few guesses are accepted)"
+        )
     return rows, notes

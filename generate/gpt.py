@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
+from vtlm.gpt.stream import network_calls
 
 from .base import CodeGenerator
 
@@ -16,7 +19,8 @@ class GPTGenerator(CodeGenerator):
 
     The tokenizer is checked against the hash recorded at training time, so a GPT is never
     decoded by a tokenizer whose codes mean something else. ``sampling``: temperature, top-k /
-    top-p, guidance and the context round trip (``reencode_context``).
+    top-p, guidance, the context round trip (``reencode_context``), the rolling cache and the
+    Jacobi schedule.
     """
 
     kind, config_class, network_class = "gpt", GPTConfig, GPT
@@ -32,10 +36,28 @@ class GPTGenerator(CodeGenerator):
     ):
         super().__init__(path, device, tokenizer_dir, text_model)
         self.sampling = sampling or SamplingConfig()
+        # (frames, prefix frames, sampling) -> network calls of the last generate (the harness's
+        # sweeps share this dict between shallow copies that differ in sampling)
+        self.counted: dict[tuple[int, int, str], int] = {}
+
+    def generate(
+        self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
+    ) -> torch.Tensor:
+        """As ``CodeGenerator.generate``; also records the network calls it made."""
+        with network_calls(self.model) as calls:
+            video = super().generate(captions, num_frames, prefix, seed)
+        self.counted[(num_frames, 0 if prefix is None else prefix.shape[2], repr(self.sampling))] = calls[0]
+        return video
 
     def function_evaluations(self, num_frames: int, prefix_frames: int = 0) -> int:
-        """Network calls to generate ``num_frames`` after ``prefix_frames`` given frames: one
-        per new latent token (a window's prefill yields its first token); guidance doubles the
-        batch of each call, not the number of calls."""
+        """Sequential network calls to generate ``num_frames`` after ``prefix_frames`` given
+        frames: one per new latent token (a window's prefill yields its first token), with the
+        re-encoded or the rolling window alike; guidance doubles the batch of each call, not the
+        number of calls. Jacobi decoding (``jacobi_window`` > 1) decides 1 to ``jacobi_window``
+        tokens per call, as the tokens go: its count is the one the last ``generate`` of that
+        length made, or before any, the sequential count, which bounds it from above."""
         total, given = self.latent_frames(num_frames, prefix_frames)
-        return (total - given) * self.cfg.grid_h * self.cfg.grid_w
+        sequential = (total - given) * self.cfg.grid_h * self.cfg.grid_w
+        if self.sampling.jacobi_window > 1:
+            return self.counted.get((num_frames, prefix_frames, repr(self.sampling)), sequential)
+        return sequential

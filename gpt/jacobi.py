@@ -27,6 +27,8 @@ from .stream import Stream
 def guesses(seq: torch.Tensor, drafts: torch.Tensor, n: int, k: int, frame_tokens: int) -> torch.Tensor:
     """Guesses (B, k - 1) of the tokens at n + 1 .. n + k - 1, when tokens 0 .. n of ``seq``
     (B, L) are decided; ``drafts`` (B, L): earlier predictions, -1 where none."""
+    if k - 1 <= frame_tokens <= n + 1:  # every guess from the frame before it, all decided
+        return seq[:, n + 1 - frame_tokens : n + k - frame_tokens]
     positions = range(n + 1, n + k)
     # the same place in the latest decided frame: i - q * f for the smallest q reaching <= n
     sources = [i - frame_tokens * -(-(i - n) // frame_tokens) for i in positions]
@@ -59,7 +61,8 @@ def decode_jacobi(stream: Stream, context: torch.Tensor, new_frames: int, cfg, g
         run, code = speculate(logits, block[:, 1:], cfg, generator)
         seq[:, n + 1 : n + 1 + run] = block[:, 1 : 1 + run]
         seq[:, n + 1 + run] = code
-        if run + 1 < k:  # what the model now expects past the first rejection: next call's drafts
+        if run + 1 < k and n + run + 2 < f:  # no earlier frame there: next call's drafts are
+            # what the model now expects past the first rejection
             drafts[:, n + run + 2 : n + k + 1] = logits[:, run + 1 :].argmax(dim=-1)
         n += run + 1
     return seq[:, first:].view(b, new_frames, h, w)

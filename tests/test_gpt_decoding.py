@@ -216,3 +216,22 @@ def test_new_sampling_fields_validate_and_reach_the_harness_settings():
         Stream(randomized(replace(TINY, max_frames=1)), CAPTIONS, 1.0, rolling=True)
     one = randomized(replace(TINY, max_frames=1))  # nothing to roll: the option changes nothing
     assert torch.equal(sampled(one, replace(GREEDY, rolling_cache=True), 3)[0], sampled(one, GREEDY, 3)[0])
+
+
+def test_generator_counts_the_calls_it_makes(tmp_path):
+    """function_evaluations: one call per new token, rolling or not (the count the generator
+    recorded agrees); Jacobi's is the count its last generate of that length made."""
+    from vtlm.bench.assets import generator_dirs
+    from vtlm.generate.interface import load_generator
+
+    dirs = generator_dirs(tmp_path, "debug", "debug", resolution=32, num_frames=5)  # 2 latent frames of 4x4
+    for sampling in (SamplingConfig(), SamplingConfig(rolling_cache=True, cfg_scale=2.0)):
+        gen = load_generator(dirs.gpt, sampling=sampling)
+        assert gen.function_evaluations(13, 1) == (4 - 1) * 16  # 13 frames: 4 latent, 1 given
+        gen.generate(["a red ball"], 13, torch.zeros(1, 3, 1, 32, 32))
+        assert list(gen.counted.values()) == [(4 - 1) * 16]
+    jacobi = load_generator(dirs.gpt, sampling=SamplingConfig(temperature=0, jacobi_window=4))
+    assert jacobi.function_evaluations(13) == 4 * 16  # before any run: the sequential bound
+    plain = load_generator(dirs.gpt, sampling=GREEDY)
+    assert torch.equal(jacobi.generate(["a red ball"], 13), plain.generate(["a red ball"], 13))
+    assert jacobi.function_evaluations(13) == next(iter(jacobi.counted.values())) <= 4 * 16
