@@ -10,11 +10,13 @@ measured through the Generator interface by :func:`vtlm.eval.cost.measure_genera
 The GPT's decoding options, on the same network, sampling codes only (the tokenizer's decode
 is the same for all of them, so it is left out of these timings): a 4x rollout (4x the window
 in latent frames, sliding) re-encoding the window per new frame against the rolling KV cache,
-and speculative Jacobi decoding against the plain sampler on one window (greedy and
-temperature 1), with its sequential network calls per clip. The variants being compared are
-timed in turns, so load on a shared machine falls on both. With random weights the model's
-next tokens are not those of the previous frame, so Jacobi accepts few guesses here: its calls
-per clip measure the schedule's floor, not what a trained model reaches.
+speculative Jacobi decoding (greedy and temperature 1) and rows in parallel (ZipAR / diagonal,
+at lags 1 and 2) against the plain sampler on one window, with their sequential network calls
+per clip. The variants being compared are timed in turns, so load on a shared machine falls on
+all of them. With random weights the model's next tokens are not those of the previous frame,
+so Jacobi accepts few guesses here: its calls per clip measure the schedule's floor, not what a
+trained model reaches; rows in parallel change the distribution, and their quality is the
+harness's to judge (a sweep over row_lag).
 
 Quick mode (tests): the ``debug`` presets and tokenizer, 5x32x32 clips, one repeat.
 """
@@ -40,6 +42,7 @@ from .assets import NUM_FRAMES, RESOLUTION, bench_captions, generator_dirs
 FPS = 8.0
 STEPS = (10, 25, 50)
 ROLLOUT = 4  # the long rollout: this many windows of latent frames
+ROW_LAGS = (1, 2)  # rows in parallel: 1 is diagonal decoding
 
 
 def _row(key: str, workload: str, cost: dict, **extra) -> dict:
@@ -171,31 +174,37 @@ def gpt_decoding_rows(gpt, captions: list[str], repeats: int, shape: dict) -> tu
     window = min(8, m.frame_tokens)
     for temperature in (0.0, 1.0):
         plain = SamplingConfig(temperature=temperature)
-        runs = _timed_in_turns(
-            model,
-            ids,
-            m.max_frames,
-            {"plain": plain, "jacobi": replace(plain, jacobi_window=window)},
-            repeats,
-        )
-        label = "greedy" if temperature == 0 else f"temperature {temperature:g}"
-        speedup = runs["plain"]["seconds"] / runs["jacobi"]["seconds"]
-        what = f"GPT {m.max_frames}x{grid} latents, {label}"
-        rows.append(
-            _codes_row(
-                f"generation_gpt_jacobi_t{temperature:g}",
-                f"{what}: Jacobi, {window} per call",
-                runs["jacobi"],
-                shape=shape,
-                jacobi_window=window,
-                sequential_calls=runs["plain"]["calls"],
-                sequential_seconds=runs["plain"]["seconds"],
-                speedup_vs_sequential=speedup,
+        schedules = {f"Jacobi, {window} per call": replace(plain, jacobi_window=window)}
+        if temperature:  # rows in parallel do not depend on the temperature: once
+            schedules.update(
+                {f"rows in parallel, lag {lag}": replace(plain, row_lag=lag) for lag in ROW_LAGS}
             )
-        )
-        notes.append(
-            f"generation: {what}: Jacobi decoding ({window} tokens per call) makes "
-            f"{runs['jacobi']['calls']:.0f} sequential network calls per clip against {runs['plain']['calls']:.0f}, "
-            f"at {speedup:.2f}x the plain sampler's speed (random weights: few guesses are accepted)"
-        )
+        runs = _timed_in_turns(model, ids, m.max_frames, {"plain": plain, **schedules}, repeats)
+        label = "greedy" if temperature == 0 else f"temperature {temperature:g}"
+        what = f"GPT {m.max_frames}x{grid} latents, {label}"
+        for name, cfg in schedules.items():
+            speedup = runs["plain"]["seconds"] / runs[name]["seconds"]
+            key = f"jacobi_t{temperature:g}" if cfg.jacobi_window > 1 else f"rows_lag{cfg.row_lag}"
+            rows.append(
+                _codes_row(
+                    f"generation_gpt_{key}",
+                    f"{what}: {name}",
+                    runs[name],
+                    shape=shape,
+                    jacobi_window=cfg.jacobi_window,
+                    row_lag=cfg.row_lag,
+                    sequential_calls=runs["plain"]["calls"],
+                    sequential_seconds=runs["plain"]["seconds"],
+                    speedup_vs_sequential=speedup,
+                )
+            )
+            caveat = (
+                "random weights: few guesses are accepted"
+                if cfg.jacobi_window > 1
+                else "quality not measured here"
+            )
+            notes.append(
+                f"generation: {what}: {name}: {runs[name]['calls']:.0f} sequential network calls per clip "
+                f"against {runs['plain']['calls']:.0f}, at {speedup:.2f}x the plain sampler's speed ({caveat})"
+            )
     return rows, notes

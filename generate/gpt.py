@@ -8,6 +8,7 @@ import torch
 
 from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
+from vtlm.gpt.parallel import parallel_calls
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
 from vtlm.gpt.stream import network_calls
 
@@ -53,11 +54,20 @@ class GPTGenerator(CodeGenerator):
         """Sequential network calls to generate ``num_frames`` after ``prefix_frames`` given
         frames: one per new latent token (a window's prefill yields its first token), with the
         re-encoded or the rolling window alike; guidance doubles the batch of each call, not the
-        number of calls. Jacobi decoding (``jacobi_window`` > 1) decides 1 to ``jacobi_window``
-        tokens per call, as the tokens go: its count is the one the last ``generate`` of that
-        length made, or before any, the sequential count, which bounds it from above."""
+        number of calls. Rows in parallel (``row_lag``): (rows - 1) * lag + row width per window
+        (the first holds every frame that fits, each slide one frame). Jacobi decoding
+        (``jacobi_window`` > 1) decides 1 to ``jacobi_window`` tokens per call, as the tokens go:
+        its count is the one the last ``generate`` of that length made, or before any, the
+        sequential count, which bounds it from above."""
+        m = self.cfg
         total, given = self.latent_frames(num_frames, prefix_frames)
-        sequential = (total - given) * self.cfg.grid_h * self.cfg.grid_w
+        sequential = (total - given) * m.grid_h * m.grid_w
+        if self.sampling.row_lag:
+            first = min(total - given, m.max_frames - min(given, m.max_frames - 1))
+            window = parallel_calls(first, m.grid_h, m.grid_w, self.sampling.row_lag)
+            return window + (total - given - first) * parallel_calls(
+                1, m.grid_h, m.grid_w, self.sampling.row_lag
+            )
         if self.sampling.jacobi_window > 1:
             return self.counted.get((num_frames, prefix_frames, repr(self.sampling)), sequential)
         return sequential

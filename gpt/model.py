@@ -11,6 +11,7 @@ from torch import nn
 
 from vtlm.layers.basic import RMSNorm, keep_transposed, linear
 from vtlm.layers.block import Block, init_weights
+from vtlm.layers.flops import matmul_weights, training_flops
 from vtlm.layers.rolling_cache import RollingKV
 from vtlm.layers.rope import rope_angles
 
@@ -41,14 +42,17 @@ class GPT(nn.Module):
         start: int | None = None,
         caches: list[RollingKV] | None = None,
         last: int | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """ids (B, N) int64, positions (N, 3) int -> logits (B, N, vocab.size) float.
 
         ``start``: decoding with the caches set up; ids are positions [start, start + N).
         ``caches``: one rolling cache per block to decode through instead (slots from ``start``).
         ``last``: logits of the last ``last`` positions only (B, last, vocab.size).
+        ``mask``: (N, start + N) bool, which cached slots each id may attend to, replacing the
+        causal rule (decoding out of raster order).
         """
-        hidden = self.hidden(ids, positions, start, caches)
+        hidden = self.hidden(ids, positions, start, caches, mask)
         return linear(hidden if last is None else hidden[:, -last:], self.head)
 
     def hidden(
@@ -57,13 +61,14 @@ class GPT(nn.Module):
         positions: torch.Tensor,
         start: int | None = None,
         caches: list[RollingKV] | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The normalized last hidden states (B, N, dim) that the output layer ``head`` maps to
         logits (training computes its loss from them chunk by chunk)."""
         rope = self.rotations(positions.to(ids.device))
         x = self.embed(ids)
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, start, cache=None if caches is None else caches[i])
+            x = block(x, rope, start, mask, None if caches is None else caches[i])
         return self.norm(x)
 
     def rotations(self, positions: torch.Tensor) -> torch.Tensor:
@@ -86,7 +91,9 @@ class GPT(nn.Module):
         return total if embeddings else total - self.embed.weight.numel()
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs per token (forward + backward): 6 * non-embedding parameters
-        + 12 * depth * dim * sequence length (attention scores and values)."""
+        """Training FLOPs per token (forward + backward, vtlm.layers.flops): 6 per weight of the
+        blocks and the output layer, plus attention over ``seq_len`` keys (default: the context)."""
         seq_len = seq_len or self.cfg.max_len
-        return 6 * self.num_params(embeddings=False) + 12 * self.cfg.depth * self.cfg.dim * seq_len
+        return training_flops(
+            matmul_weights(self.blocks, self.head), self.cfg.depth, self.cfg.dim, 1, seq_len
+        )

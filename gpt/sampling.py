@@ -10,9 +10,12 @@ training length; with ``rolling_cache`` the keys and values are kept instead (th
 leaves, held keys are rotated to their new positions; see ``stream.py`` for where that differs
 from re-encoding).
 
-Schedules: one token per network call (the plain sampler), or speculative Jacobi decoding
+Schedules: one token per network call (the plain sampler); speculative Jacobi decoding
 (``jacobi_window`` > 1, ``jacobi.py``): each call verifies a run of guessed tokens and keeps
-the longest accepted prefix, with the model's distribution unchanged.
+the longest accepted prefix, with the model's distribution unchanged; or rows decoded in
+parallel (``row_lag`` > 0, ``parallel.py``, ZipAR / diagonal decoding): each row of latent
+tokens starts a few calls after the row above, an approximation of the model's distribution
+that needs far fewer calls.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from .choice import choose, filter_logits  # noqa: F401  (the sampler's public choosers)
 from .jacobi import decode_jacobi
 from .model import GPT
+from .parallel import decode_parallel
 from .stream import Stream
 from .vocab import check_request
 
@@ -50,6 +54,12 @@ class SamplingConfig:
     # jacobi_window - 1 guesses, from the same place in the previous latent frame), keeping the
     # longest accepted run; the distribution is the model's. 1: one token per call.
     jacobi_window: int = 1
+    # Spatially parallel decoding (ZipAR / diagonal): each row of latent tokens starts this many
+    # network calls after the row above (a frame's first row after the previous frame's last),
+    # one token of every running row per call. 0: off; grid_w (or more): raster order, the
+    # plain sampler; 1: diagonal decoding. Not exact: a token does not see the end of the rows
+    # above it, still undecided.
+    row_lag: int = 0
 
     def __post_init__(self):
         if self.temperature < 0:
@@ -60,6 +70,15 @@ class SamplingConfig:
             raise ValueError(f"top_k: expected >= 0, got {self.top_k}")
         if self.jacobi_window < 1:
             raise ValueError(f"jacobi_window: expected >= 1 tokens per call, got {self.jacobi_window}")
+        if self.row_lag < 0:
+            raise ValueError(f"row_lag: expected >= 0 (0: off), got {self.row_lag}")
+        if self.row_lag and self.jacobi_window > 1:
+            raise ValueError("row_lag: rows in parallel and jacobi_window > 1 are two schedules; choose one")
+        if self.row_lag and self.rolling_cache:
+            raise ValueError(
+                "row_lag: decodes out of raster order, which the rolling cache does not hold; "
+                "use it with the re-encoded window"
+            )
         if self.rolling_cache and self.reencode_context:
             raise ValueError(
                 "rolling_cache: keeps the keys of the sampled context, which reencode_context replaces "
@@ -90,6 +109,8 @@ def decode(
     """``new_frames`` latent frames (B, new, h, w) after ``context`` by ``cfg``'s schedule."""
     if cfg.jacobi_window > 1:
         return decode_jacobi(stream, context, new_frames, cfg, generator)
+    if cfg.row_lag:
+        return decode_parallel(stream, context, new_frames, cfg, generator)
     return decode_sequential(stream, context, new_frames, cfg, generator)
 
 
@@ -117,7 +138,8 @@ def sample_codes(
     t0 = check_request(m, captions, num_frames, prefix, cfg.reencode_context and reencode is None)
     model.eval()
     rolling = cfg.rolling_cache and m.max_frames > 1
-    stream = Stream(model, captions, cfg.cfg_scale, rolling)
+    spare = m.max_frames * m.grid_h if cfg.row_lag else 0  # the parallel rows' stand-ins
+    stream = Stream(model, captions, cfg.cfg_scale, rolling, spare)
     device = model.embed.weight.device
     video = (
         prefix if prefix is not None else torch.zeros(batch, 0, m.grid_h, m.grid_w, dtype=torch.long)

@@ -35,10 +35,11 @@ class Stream:
     """Decoding runs of ``model`` for ``captions`` (one list of text ids per sample).
 
     ``guidance``: the classifier-free guidance scale (1: none); ``rolling``: slide the window
-    with rolling caches (needs ``max_frames`` >= 2).
+    with rolling caches (needs ``max_frames`` >= 2); ``spare``: cache slots past the window's
+    (for tokens fed out of raster order, :meth:`feed_at`).
     """
 
-    def __init__(self, model: GPT, captions: list[list[int]], guidance: float, rolling: bool):
+    def __init__(self, model: GPT, captions: list[list[int]], guidance: float, rolling: bool, spare: int = 0):
         m = model.cfg
         if rolling and m.max_frames < 2:
             raise ValueError("rolling: a window of one latent frame holds no context to roll")
@@ -54,7 +55,7 @@ class Stream:
         self.positions = sequence_positions(m.text_len, m.max_frames, m.grid_h, m.grid_w, with_eov=False)
         self.positions = self.positions.to(weight.device)
         rows, prefix_len = self.prefix.shape
-        model.setup_caches(rows, m.max_len)  # also the single-row weight copies
+        model.setup_caches(rows, m.max_len + spare)  # also the single-row weight copies
         self.caches = None
         if rolling:
             frame_rope = model.rotations(self.positions[prefix_len:])
@@ -101,15 +102,35 @@ class Stream:
             limit = self.window - slot
         return max(min(self.total - 1 - index, limit), 0)
 
+    def feed_at(
+        self, codes: torch.Tensor, start: int, positions: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Codes (B, n) at cache slots [start, start + n) (the prefix's slots included), at
+        ``positions`` (n, 3), attending where ``mask`` (n, start + n) bool says (None: to every
+        slot before them, causally among themselves) -> logits (B, n, codebook) of their outputs.
+        For schedules that decode out of raster order; not with ``rolling``."""
+        if self.rolling:
+            raise ValueError("feed_at: a rolling window keeps its slots in raster order")
+        return self._logits(self._ids(codes), start, last=codes.shape[1], positions=positions, mask=mask)
+
     def _ids(self, codes: torch.Tensor) -> torch.Tensor:
         ids = self.vocab.codes_to_ids(codes.to(self.prefix.device))
         return torch.cat([ids, ids]) if self.guidance != 1.0 else ids
 
-    def _logits(self, ids: torch.Tensor, start: int, last: int) -> torch.Tensor:
-        """Logits over codes (B, last, codebook) of the last positions, guidance applied."""
+    def _logits(
+        self,
+        ids: torch.Tensor,
+        start: int,
+        last: int,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits over codes (B, last, codebook) of the last positions, guidance applied.
+        ``positions``: of the ids (default: those of their slots)."""
         self.calls += 1
-        end = start + ids.shape[1]
-        logits = self.model(ids, self.positions[start:end], start=start, caches=self.caches, last=last)
+        if positions is None:
+            positions = self.positions[start : start + ids.shape[1]]
+        logits = self.model(ids, positions, start=start, caches=self.caches, last=last, mask=mask)
         offset = self.vocab.code_offset
         logits = logits[..., offset : offset + self.vocab.codebook_size].float()
         if self.guidance != 1.0:

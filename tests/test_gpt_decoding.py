@@ -11,8 +11,10 @@ from vtlm.gpt.choice import speculate
 from vtlm.gpt.config import GPTConfig, preset
 from vtlm.gpt.jacobi import decode_jacobi
 from vtlm.gpt.model import GPT
+from vtlm.gpt.parallel import parallel_calls
 from vtlm.gpt.sampling import SamplingConfig, choose, decode_sequential, sample_codes
 from vtlm.gpt.stream import Stream, network_calls
+from vtlm.gpt.vocab import prefix_ids, sequence_positions
 from vtlm.layers.rolling_cache import RollingKV
 from vtlm.layers.rope import apply_rope
 
@@ -199,12 +201,72 @@ def choose_distribution(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tens
     return torch.bincount(draws, minlength=logits.shape[0]) / 20000
 
 
+# -- rows in parallel (ZipAR / diagonal) -----------------------------------------------------------
+@pytest.mark.parametrize("cfg", [GREEDY, SAMPLING, GUIDED], ids=["greedy", "sampling", "guided"])
+def test_rows_in_parallel_at_a_lag_of_the_row_width_are_the_plain_sampler(cfg):
+    """Lag = row width (3) or more: one token per call in raster order, the plain tokens exactly,
+    through sliding windows and after a prefix."""
+    model = randomized()
+    prefix = torch.randint(0, 50, (2, 1, 2, 3))
+    for lag in (3, 10):
+        for given in (None, prefix):
+            plain, plain_calls = sampled(model, cfg, 5, given)
+            rows, calls = sampled(model, replace(cfg, row_lag=lag), 5, given)
+            assert torch.equal(rows, plain) and calls == plain_calls
+
+
+@torch.no_grad()
+def parallel_reference(model: GPT, frames: int, lag: int) -> torch.Tensor:
+    """Greedy rows-in-parallel codes (B, frames * h * w) by full forwards: token i, decided at
+    step (i // w) * lag + i % w, is the argmax at its raster predecessor p, fed after every
+    token decided at an earlier step that precedes p in raster order (p itself, or while p is
+    undecided its stand-in: p's place a frame earlier, else its row's latest token)."""
+    m = model.cfg
+    h, w, f = m.grid_h, m.grid_w, m.frame_tokens
+    prefix = prefix_ids(model.vocab, CAPTIONS, m.text_len)
+    positions, p0 = sequence_positions(m.text_len, frames, h, w, with_eov=False), prefix.shape[1]
+    codes = torch.zeros(2, frames * f, dtype=torch.long)
+    step = lambda i: (i // w) * lag + i % w  # noqa: E731
+    for i in sorted(range(frames * f), key=step):
+        seen = [j for j in range(i - 1) if step(j) < step(i)]
+        if i == 0:
+            ids, where = prefix, positions[:p0]
+        else:
+            stand_in = i - 1
+            if step(i - 1) >= step(i):  # undecided
+                row = (i - 1) // w
+                earlier = i - 1 - f
+                stand_in = (
+                    earlier if earlier >= 0 and step(earlier) < step(i) else row * w + step(i) - 1 - row * lag
+                )
+            ids = torch.cat([prefix, codes[:, seen] + 300, codes[:, [stand_in]] + 300], dim=1)
+            where = torch.cat(
+                [positions[:p0], positions[p0 + torch.tensor(seen + [i - 1], dtype=torch.long)]]
+            )
+        codes[:, i] = model(ids, where)[:, -1, 300:350].argmax(-1)
+    return codes
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_rows_in_parallel_see_the_decided_tokens_before_them_in_raster_order(lag):
+    """A one-block network (keys of a token alone): the cached, masked, out-of-order decoding
+    equals the full-forward reference of what each token may see; the calls are
+    (rows - 1) * lag + w, against one per token."""
+    model = randomized(replace(TINY, depth=1))
+    codes, calls = sampled(model, replace(GREEDY, row_lag=lag), 3)
+    assert torch.equal(codes.flatten(1), parallel_reference(model, 3, lag))
+    assert calls == parallel_calls(3, 2, 3, lag) == 5 * lag + 3 < 18
+
+
 # -- the config fields and the generator ---------------------------------------------------------
 def test_new_sampling_fields_validate_and_reach_the_harness_settings():
     with pytest.raises(ValueError, match="jacobi_window"):
         SamplingConfig(jacobi_window=0)
     with pytest.raises(ValueError, match="rolling_cache"):
         SamplingConfig(rolling_cache=True, reencode_context=True)
+    for bad in (dict(row_lag=-1), dict(row_lag=2, jacobi_window=4), dict(row_lag=2, rolling_cache=True)):
+        with pytest.raises(ValueError, match="row_lag"):
+            SamplingConfig(**bad)
     from vtlm.eval.generators import SamplingSettings
 
     settings = SamplingSettings(
@@ -235,3 +297,6 @@ def test_generator_counts_the_calls_it_makes(tmp_path):
     plain = load_generator(dirs.gpt, sampling=GREEDY)
     assert torch.equal(jacobi.generate(["a red ball"], 13), plain.generate(["a red ball"], 13))
     assert jacobi.function_evaluations(13) == next(iter(jacobi.counted.values())) <= 4 * 16
+    rows = load_generator(dirs.gpt, sampling=SamplingConfig(row_lag=2))  # windows of 2 frames: 8 rows, then 4
+    rows.generate(["a red ball"], 13)
+    assert rows.function_evaluations(13) == next(iter(rows.counted.values())) == (7 * 2 + 4) + 2 * (3 * 2 + 4)
