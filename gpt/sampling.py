@@ -58,7 +58,7 @@ class SamplingConfig:
     # network calls after the row above (a frame's first row after the previous frame's last),
     # one token of every running row per call. 0: off; grid_w (or more): raster order, the
     # plain sampler; 1: diagonal decoding. Not exact: a token does not see the end of the rows
-    # above it, still undecided.
+    # above it, still undecided. Runs attention on SDPA (a flash-attn cache takes no mask).
     row_lag: int = 0
 
     def __post_init__(self):

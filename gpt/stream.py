@@ -13,8 +13,12 @@ caption, and before the last token of a frame is fed into a full window the olde
 leaves and every held key is rotated to its new position, so that token (whose output predicts
 the next frame's first) and the next frame sit where a re-encoded window would put them.
 Layer 1 keys depend on their token alone, so a one-block network decodes exactly as with
-re-encoding; deeper layers' keys remember frames that have left the window (the difference is
-measured in ``tests/test_gpt_decoding.py``).
+re-encoding; deeper layers' keys remember frames that have left the window. Measured in
+``tests/test_gpt_decoding.py`` (random weights, teacher-forced, 12 frames through a window of
+3): before the first slide the logits are bitwise equal; after it a 2-block network's next-token
+distributions differ from re-encoding's by a mean KL of 0.016 nats (total variation 0.07).
+What it saves is the window's prefill at every new frame: on a CPU at batch 1 that prefill
+costs about as much as a fifth of a frame's token steps, so rolling is ~1.2x faster there.
 """
 
 from __future__ import annotations
