@@ -18,22 +18,10 @@ The stages run in order and print where their output is:
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
-from torch.utils.data import ConcatDataset, DataLoader
-
-from vtlm.data.batching import ImageVideoBatchSampler, collate_clips
-from vtlm.data.clips import ClipSpec
-from vtlm.data.folder import FolderConfig, VideoFolderDataset
-from vtlm.data.inspect import format_summary, inspect_folder
-from vtlm.data.synthetic import ShapesConfig, SyntheticConfig, write_synthetic
-from vtlm.data.text import TextTokenizer, train_text_tokenizer
 from vtlm.data.token_datamodule import TokenDataConfig
-from vtlm.data.video_datamodule import VideoDataConfig
 from vtlm.eval.generators import describe
-from vtlm.tokenizer.objective import LossConfig
 from vtlm.train.optim import OptimConfig
 from vtlm.train.trainer import TrainerConfig
 
@@ -44,16 +32,8 @@ from .gpt_cmds import GPTOverrides
 from .gpt_cmds import fit as fit_gpt
 from .maskgit_cmds import MaskGITOverrides
 from .maskgit_cmds import fit as fit_maskgit
-from .tokenizer_cmds import TokenizerOverrides, encode, fit
+from .world import Clock, WorldConfig, prepare_world
 
-# Larger shapes than the generator's default (radius 4.5-6.4 px at 32 px): each spans two to
-# three latent cells, so a 4x spatial tokenizer keeps squares, discs and triangles apart.
-SHAPES = ShapesConfig(
-    resolution=32, num_frames=17, max_objects=2, collisions=True, size_fractions=(0.14, 0.17, 0.2)
-)
-# 8*5*5*5 = 1000 FSQ codes: a vocabulary a few-minute GPT can learn (the default 4375 leaves
-# most codes rare and costs a small GPT much of its compute in the output layer).
-FSQ_LEVELS = (8, 5, 5, 5)
 # Generator presets of the full run, matched within 5% of parameters on that vocabulary. At a
 # few CPU minutes the ~1.25M `mini` models beat the 3-4.5M `tiny` ones (measured on this data,
 # 4 minutes each: GPT validation loss 1.62 against 1.81 nats per video token, DiT flow loss
@@ -98,42 +78,6 @@ def _family_fits(quick: bool) -> dict[str, tuple]:
         "forcing": (fit_forcing, DiTOverrides(text_len=32), latents),
         "maskgit": (fit_maskgit, MaskGITOverrides(text_len=32), tokens),
     }
-
-
-class _Clock:
-    def __init__(self):
-        self.start = time.perf_counter()
-
-    def stage(self, text: str) -> None:
-        print(f"\n[{time.perf_counter() - self.start:6.1f} s] {text}", flush=True)
-
-
-def _mixed_batches(data_dir: Path, seed: int) -> dict[str, int]:
-    clip = ClipSpec(num_frames=9, resolution=32, frame_stride=2)
-    videos = VideoFolderDataset(FolderConfig(root=str(data_dir), split="train", clip=clip))
-    images = VideoFolderDataset(
-        FolderConfig(root=str(data_dir), split="train", clip=ClipSpec(num_frames=1, resolution=32))
-    )
-    counts = videos.frame_counts() + images.frame_counts()
-    sampler = ImageVideoBatchSampler(
-        counts, video_batch_size=8, image_batch_size=32, image_share=0.25, seed=seed
-    )
-    seen: dict[str, int] = {}
-    for batch in DataLoader(ConcatDataset([videos, images]), batch_sampler=sampler, collate_fn=collate_clips):
-        key = "x".join(map(str, batch["video"].shape))
-        seen[key] = seen.get(key, 0) + 1
-    return seen
-
-
-def _text_model(manifest: Path, out: Path) -> Path:
-    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-    captions = [r[k] for r in rows if r["split"] == "train" for k in ("caption_terse", "caption_descriptive")]
-    path = train_text_tokenizer(captions, out, vocab_size=512)
-    example = rows[0]["caption_descriptive"]
-    print(
-        f"   {path}: {TextTokenizer(path).vocab_size} pieces; {example!r} -> {len(TextTokenizer(path).encode(example))} pieces"
-    )
-    return path
 
 
 def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool, anti_drift: bool) -> dict:
@@ -204,60 +148,22 @@ def demo(
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown or len(set(families)) != len(families) or len(families) < 1:
         raise ValueError(f"families: expected distinct names from {list(FAMILIES)}, got {families}")
-    clock, out_dir = _Clock(), Path(out)
-    counts = {"train": 48, "val": 8, "test": 8} if quick else {"train": 512, "val": 64, "test": 64}
-    data_dir = out_dir / "data" / "shapes"
-
-    clock.stage(f"1. writing {sum(counts.values())} shapes clips to {data_dir} and inspecting them")
-    manifest = write_synthetic(
-        SyntheticConfig(shapes=SHAPES, seed=seed), data_dir, counts, workers=workers, progress=not quick
-    )
-    summary = inspect_folder(data_dir, preview=out_dir / "preview.png", preview_clips=6)
-    print(format_summary(summary))
-    if summary["unreadable"]:
-        raise RuntimeError(f"{len(summary['unreadable'])} files written by the demo are unreadable")
-
-    clock.stage("2. reading batches back: 9-frame clips (stride 2) mixed with 1-frame images")
-    print(f"   batches (B x C x T x H x W: count): {_mixed_batches(data_dir, seed)}")
-
-    clock.stage("3. training the caption text model")
-    text_model = _text_model(manifest, out_dir / "text" / "shapes.model")
-
-    clock.stage("4. training the tokenizer: 9x32x32 clips -> 3x8x8 FSQ codes")
-    data = VideoDataConfig(
-        synthetic=SyntheticConfig(shapes=SHAPES, seed=seed), image_share=0.1, val_clips=32 if quick else 128
-    )
-    trainer = TrainerConfig(
-        out_dir=str(out_dir / "tokenizer"),
-        max_steps=30 if quick else tokenizer_steps,
-        max_minutes=None if quick else tokenizer_minutes,
-        val_every_n_steps=30 if quick else tokenizer_steps,  # once, at the end
-        limit_val_batches=4 if quick else 16,
-        progress_bar=not quick,
+    clock, out_dir = Clock(), Path(out)
+    world_cfg = WorldConfig(
         seed=seed,
+        tokenizer_steps=tokenizer_steps,
+        tokenizer_minutes=tokenizer_minutes,
+        quick=quick,
+        workers=workers,
     )
-    tokenizer_dir = Path(
-        fit(
-            "debug" if quick else "small",
-            TokenizerOverrides() if quick else TokenizerOverrides(fsq_levels=FSQ_LEVELS),
-            data=data,
-            trainer=trainer,
-            loss=LossConfig(recon="l2"),  # the recipe of configs/tokenizer/shapes_small.yaml
-            optim=OptimConfig(lr=2e-3, warmup_steps=5 if quick else 40, min_lr_ratio=0.05),
-        )
-    )
-
-    clock.stage("5. tokenizing train / val / test into token shards")
-    shard_counts = {"train": 64, "val": 8, "test": 8} if quick else {"train": 2048, "val": 256, "test": 256}
-    shards = Path(
-        encode(str(tokenizer_dir), str(out_dir / "tokens"), data=data, num_clips=shard_counts, batch_size=32)
-    )
+    world = prepare_world(world_cfg, out_dir, clock)
+    shards = world.shards
 
     clock.stage(f"6. training {', '.join(families)} on the shards (same budget, matched size)")
     tokens = TokenDataConfig(
         train=str(shards / "train"),
         val=str(shards / "val"),
-        text_model=str(text_model),
+        text_model=str(world.text_model),
         window=3,
         batch_size=8,
     )
@@ -292,8 +198,8 @@ def demo(
 
     clock.stage(f"done: everything is under {out_dir}")
     return {
-        "data": str(data_dir),
-        "tokenizer": str(tokenizer_dir),
+        "data": str(world.data),
+        "tokenizer": str(world.tokenizer),
         "shards": str(shards),
         **{name: str(path) for name, path in generators.items()},
         "report": str(report),

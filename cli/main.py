@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
     "sample": "videos from a trained generator: from a caption, a prefix video, or both",
     "eval": "generators through the shared evaluation harness: protocols, metrics, report",
     "demo": "the researcher workflow end to end on built-in data",
+    "sweep": "grids over families, sizes, compute and data, through the harness, with scaling fits",
     "bench": "vtlm beside its peers on the same workloads, with ratios",
 }
 
@@ -66,6 +67,10 @@ def _group_commands(group: str) -> dict[str, Callable] | Callable:
         from .demo import demo
 
         return demo
+    if group == "sweep":
+        from vtlm.sweeps.commands import COMMANDS
+
+        return COMMANDS
     from vtlm.bench.run import bench
 
     return bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -57,11 +58,36 @@ def _prepare_resume(trainer: TrainerConfig) -> str | None:
     return path
 
 
+def flops_budget(trainer: TrainerConfig, module: L.LightningModule, datamodule) -> TrainerConfig:
+    """``trainer`` with ``max_steps`` set from ``max_flops``: the budget over the mean FLOPs of a
+    training step (the model's own count, over the data's mix of video and image batches), at
+    least one step. The module's schedule then decays over those steps."""
+    count = getattr(module, "training_flops", None)
+    mix = getattr(datamodule, "batch_mix", None)
+    if count is None or mix is None:
+        raise ValueError(
+            f"trainer.max_flops: {type(module).__name__} does not count its training FLOPs; budget it in max_steps"
+        )
+    per_step = sum(share * float(count(batch)) for share, batch in mix())
+    steps = max(1, math.ceil(trainer.max_flops / per_step))
+    print(
+        f"budget: {trainer.max_flops:.3g} FLOPs at {per_step:.3g} per step -> {steps} steps "
+        f"(max_steps {trainer.max_steps} replaced)",
+        flush=True,
+    )
+    module.total_steps = steps
+    module.hparams["total_steps"] = steps
+    return replace(trainer, max_steps=steps)
+
+
 def fit_and_export(
     trainer: TrainerConfig, module: L.LightningModule, datamodule: L.LightningDataModule, name: str
 ) -> str:
     """Train (continuing from the last valid checkpoint when trainer.resume says so), then export
-    OUT/NAME on rank 0 and print its step, minutes and validation metrics."""
+    OUT/NAME on rank 0 and print its step, minutes and validation metrics. A budget in FLOPs
+    (``trainer.max_flops``) is turned into steps first."""
+    if trainer.max_flops is not None:
+        trainer = flops_budget(trainer, module, datamodule)
     ckpt_path = _prepare_resume(trainer)
     cost = TrainingCost()
     pl_trainer = build_trainer(trainer, callbacks=[cost])

@@ -89,6 +89,7 @@ def encode(
     devices: int = 1,
     num_nodes: int = 1,
     accelerator: str = "cpu",
+    train_images: int = 0,
 ) -> str:
     """Tokenize a dataset into token shards (OUT/SPLIT/...), resumable and spread over processes.
 
@@ -111,6 +112,9 @@ def encode(
         devices: processes on this machine (each encodes a disjoint slice).
         num_nodes: machines.
         accelerator: cpu, cuda, auto.
+        train_images: built-in data: also this many 1-frame clips (images) in the train split,
+            scenes distinct from its videos (keys KIND/train/image/N), for generators trained
+            with images mixed in (``TokenDataConfig.image_share``).
     """
     import lightning as L
 
@@ -134,12 +138,18 @@ def encode(
             f"tokenizer: {tokenizer} has a continuous bottleneck ({model.cfg.quantizer}); shards hold discrete codes"
         )
     model.cfg.latent_shape(data.num_frames, data.resolution, data.resolution)
+    if train_images < 0 or (train_images and data.source != "synthetic"):
+        raise ValueError(
+            f"train_images: expected >= 0, and only for built-in data (folders hold their own images), got {train_images}"
+        )
     counts = {"train": 2048, "val": 128, "test": 128, **(num_clips or {})}
     for split in splits:
         split_dir = Path(out) / split
         if data.source == "synthetic":
             dataset = synthetic_split(data, split, data.num_frames, counts[split])
             keys = [f"{data.synthetic.kind}/{split}/{i:07d}" for i in range(len(dataset))]
+            if split == "train" and train_images:
+                dataset, keys = _with_images(data, dataset, keys, train_images)
         else:
             spec = ClipSpec(num_frames=1, resolution=data.resolution)
             folder = FolderConfig(
@@ -180,6 +190,19 @@ def encode(
             print(f"wrote {index}")
         fabric.barrier()
     return str(out)
+
+
+def _with_images(data, videos, keys: list[str], count: int):
+    """``videos`` and their keys followed by ``count`` 1-frame clips of the train split, rendered
+    from clip indices after the videos' (other scenes, never another split's)."""
+    from torch.utils.data import ConcatDataset, Subset
+
+    from vtlm.data.video_datamodule import synthetic_split
+
+    first = len(videos)
+    images = Subset(synthetic_split(data, "train", 1, first + count), range(first, first + count))
+    image_keys = [f"{data.synthetic.kind}/train/image/{i:07d}" for i in range(first, first + count)]
+    return ConcatDataset([videos, images]), keys + image_keys
 
 
 COMMANDS = {"fit": fit, "encode": encode}

@@ -7,6 +7,7 @@ are encoded with the SentencePiece model once, when the data module is set up.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,8 +28,9 @@ class TokenDataConfig:
     val: str | None = "runs/tokens/shapes/val"
     # The SentencePiece model (`vtlm data train-text`) that encodes the captions.
     text_model: str = "runs/text/shapes.model"
-    # Which caption of each clip: the stored one, or (built-in data) the terse / descriptive one.
-    caption_field: Literal["caption", "caption_terse", "caption_descriptive"] = "caption"
+    # Which caption of each clip: the stored one, or (built-in data) the terse / descriptive one,
+    # or "mixed": terse for half of the clips and descriptive for the others (fixed per clip).
+    caption_field: Literal["caption", "caption_terse", "caption_descriptive", "mixed"] = "caption"
     # Latent frames per training window.
     window: int = 3
     batch_size: int = 16
@@ -65,12 +67,21 @@ def collate_tokens(items: list[dict]) -> dict:
     return stack_batch(items, "codes")
 
 
+def _field_of(field: str, key: str) -> str:
+    """The caption field of one clip: ``mixed`` picks terse or descriptive by the clip's key."""
+    if field != "mixed":
+        return field
+    return "caption_terse" if zlib.crc32(key.encode()) % 2 else "caption_descriptive"
+
+
 def _captions(shards: TokenShards, field: str, text: TextTokenizer) -> dict[str, list[int]]:
     """Caption ids of every clip, by key (``field`` falls back to the stored caption)."""
-    captions = [
-        shards.caption(i) if field == "caption" else shards.meta(i).get(field, shards.caption(i))
-        for i in range(len(shards))
-    ]
+    captions = []
+    for i in range(len(shards)):
+        name = _field_of(field, shards.key(i))
+        captions.append(
+            shards.caption(i) if name == "caption" else shards.meta(i).get(name, shards.caption(i))
+        )
     return dict(zip((shards.key(i) for i in range(len(shards))), text.encode_batch(captions)))
 
 
@@ -93,6 +104,24 @@ class TokenDataModule(L.LightningDataModule):
             image_set = CaptionedTokens(clips, captions, images)
             return ConcatDataset([videos, image_set]), counts + image_set.frame_counts()
         return videos, counts
+
+    def batch_mix(self) -> list[tuple[float, dict]]:
+        """What a training step holds, as (share of steps, a batch of that shape with empty
+        captions): video windows, and image batches when images are mixed in. For budgets in
+        FLOPs (a model's ``training_flops`` reads only the shapes)."""
+        import torch
+
+        self.setup()
+        h, w = self.train_shards.grid
+        counts = set(self.train_counts)
+        share = self.cfg.image_share if 1 in counts and len(counts) > 1 else float(counts == {1})
+
+        def batch(frames: int) -> dict:
+            size = self.cfg.batch_size
+            return {"codes": torch.zeros(size, frames, h, w, dtype=torch.long), "text": [[]] * size}
+
+        mix = [(1.0 - share, batch(self.cfg.window)), (share, batch(1))]
+        return [(weight, b) for weight, b in mix if weight > 0]
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:

@@ -55,6 +55,7 @@ class DiTConfig(ConfigDict):
 # the GPT an output head of vocab x dim, so the DiT is a little shallower.
 PRESETS: dict[str, DiTConfig] = {
     "debug": DiTConfig(dim=64, depth=2, heads=4),
+    "micro": DiTConfig(dim=64, depth=3, heads=4, mlp_ratio=5.0),  # matched on 1000 codes, 4 channels
     "mini": DiTConfig(dim=128, depth=4, heads=4, mlp_ratio=2.5),  # matched on 1000 codes, 4 channels
     "tiny": DiTConfig(dim=192, depth=6, heads=6, mlp_ratio=3.0),
     "small": DiTConfig(dim=384, depth=8, heads=6),

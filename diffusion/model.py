@@ -21,6 +21,7 @@ from torch import nn
 
 from vtlm.layers.attention import Attention
 from vtlm.layers.basic import SwiGLU
+from vtlm.layers.flops import forward_flops, matmul_weights
 from vtlm.layers.masks import frame_causal_mask
 from vtlm.layers.rolling_cache import FrameKV
 from vtlm.layers.rope import rope_angles
@@ -197,11 +198,24 @@ class DiT(nn.Module):
         return sum(q.numel() for q in self.parameters())
 
     def flops_per_example(self, frames: int) -> float:
-        """Training FLOPs of one example (forward + backward): 6 * parameters in the blocks per
-        token + attention, over caption + latent tokens."""
-        tokens = self.cfg.text_len + frames * self.cfg.frame_tokens
-        block_params = sum(q.numel() for q in self.blocks.parameters())
-        return tokens * (6 * block_params + 12 * self.cfg.depth * self.cfg.dim * tokens)
+        """Training FLOPs of one example of ``frames`` latent frames (forward + backward,
+        vtlm.layers.flops): every token (caption and latent) goes through the blocks and the
+        noise-level MLP and attends to all tokens; latent tokens also through the input and
+        output layers."""
+        return 3 * self.forward_flops(frames, frames)
+
+    def forward_flops(self, queries: int, keys: int) -> float:
+        """Forward FLOPs of ``queries`` latent frames (with the caption when ``queries`` equals
+        ``keys``, a whole window; else frames decoded through the caches) attending to the
+        caption and ``keys`` latent frames."""
+        cfg = self.cfg
+        frame_tokens = queries * cfg.frame_tokens
+        tokens = frame_tokens + (cfg.text_len if queries == keys else 0)
+        key_tokens = cfg.text_len + keys * cfg.frame_tokens
+        body = forward_flops(
+            matmul_weights(self.blocks, self.time_mlp), cfg.depth, cfg.dim, tokens, key_tokens
+        )
+        return body + frame_tokens * 2.0 * matmul_weights(self.latent_in, self.ada_out, self.latent_out)
 
 
 def caption_batch(captions: list[list[int]], text_len: int, drop: torch.Tensor | None = None) -> torch.Tensor:

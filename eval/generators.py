@@ -56,16 +56,22 @@ class SamplingSettings:
     # Sweeps on the sweep protocol: family -> setting of its sampling config -> values, each a
     # variant beside the default (one setting changed at a time; a value equal to the default
     # is skipped). E.g. {gpt: {temperature: [0.7], reencode_context: [true]}}; {} runs none.
-    sweeps: dict[str, dict[str, list[bool | int | float]]] = dataclasses.field(default_factory=_default_sweeps)
+    sweeps: dict[str, dict[str, list[bool | int | float]]] = dataclasses.field(
+        default_factory=_default_sweeps
+    )
 
     def __post_init__(self):
         for family, settings in self.sweeps.items():
             if family not in FAMILY_SAMPLING:
-                raise ValueError(f"sweeps: unknown family {family!r}; expected one of {sorted(FAMILY_SAMPLING)}")
+                raise ValueError(
+                    f"sweeps: unknown family {family!r}; expected one of {sorted(FAMILY_SAMPLING)}"
+                )
             fields = {f.name for f in dataclasses.fields(getattr(self, family))}
             unknown = sorted(set(settings) - fields)
             if unknown:
-                raise ValueError(f"sweeps.{family}: {unknown} not settings of its sampling; known: {sorted(fields)}")
+                raise ValueError(
+                    f"sweeps.{family}: {unknown} not settings of its sampling; known: {sorted(fields)}"
+                )
 
 
 @dataclass

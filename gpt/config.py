@@ -52,6 +52,8 @@ class GPTConfig(ConfigDict):
 
 PRESETS: dict[str, GPTConfig] = {
     "debug": GPTConfig(dim=64, depth=2, heads=4),
+    # ~0.36M on the demo's 1000-code vocabulary: the smallest size of the CPU sweeps
+    "micro": GPTConfig(dim=64, depth=3, heads=4),
     # ~1.25M on the demo's 1000-code vocabulary: what a few CPU minutes train best (the demo)
     "mini": GPTConfig(dim=128, depth=4, heads=4),
     "tiny": GPTConfig(dim=192, depth=6, heads=6),  # ~4.6M

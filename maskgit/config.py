@@ -64,6 +64,7 @@ class MaskGITConfig(ConfigDict):
 # covers the codebook only (the GPT's covers text pieces too), so the MLPs are a little wider.
 PRESETS: dict[str, MaskGITConfig] = {
     "debug": MaskGITConfig(dim=64, depth=2, heads=4, mlp_ratio=4.0),
+    "micro": MaskGITConfig(dim=64, depth=3, heads=4, mlp_ratio=3.5),  # matched on 1000 codes
     "mini": MaskGITConfig(dim=128, depth=4, heads=4, mlp_ratio=3.5),  # matched on 1000 codes
     "tiny": MaskGITConfig(dim=192, depth=6, heads=6),
     "small": MaskGITConfig(dim=384, depth=10, heads=6),

@@ -15,6 +15,7 @@ from torch import nn
 from vtlm.gpt.vocab import Vocab
 from vtlm.layers.basic import RMSNorm
 from vtlm.layers.block import Block, init_weights
+from vtlm.layers.flops import matmul_weights, training_flops
 from vtlm.layers.masks import frame_causal_mask
 from vtlm.layers.rope import rope_angles
 
@@ -88,7 +89,9 @@ class MaskGIT(nn.Module):
         return total if embeddings else total - self.embed.weight.numel()
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs per token (forward + backward): 6 * non-embedding parameters
-        + 12 * depth * dim * sequence length (attention scores and values; a mask skips none)."""
+        """Training FLOPs per token (forward + backward, vtlm.layers.flops): 6 per weight of the
+        blocks and the output layer, plus attention over ``seq_len`` keys (a mask skips none)."""
         seq_len = seq_len or self.cfg.max_len
-        return 6 * self.num_params(embeddings=False) + 12 * self.cfg.depth * self.cfg.dim * seq_len
+        return training_flops(
+            matmul_weights(self.blocks, self.head), self.cfg.depth, self.cfg.dim, 1, seq_len
+        )

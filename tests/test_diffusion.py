@@ -125,7 +125,14 @@ def test_euler_integrates_a_known_flow_exactly():
 
 @pytest.mark.parametrize(
     "name, codes, channels",
-    [("mini", 1000, 4), ("tiny", 4375, 5), ("small", 4375, 5), ("base", 4375, 5), ("large", 4375, 5)],
+    [
+        ("micro", 1000, 4),
+        ("mini", 1000, 4),
+        ("tiny", 4375, 5),
+        ("small", 4375, 5),
+        ("base", 4375, 5),
+        ("large", 4375, 5),
+    ],
 )
 def test_presets_match_the_gpt_within_5_percent(name, codes, channels):
     with torch.device("meta"):  # parameter counts only: nothing allocated or initialized
@@ -200,4 +207,6 @@ def test_solvers_integrate_a_gaussian_flow_to_its_analytic_endpoint():
     dpm = error("dpmpp_2m", 16)
     assert dpm < 0.01 and dpm < error("euler", 16) / 4 and dpm < error("heun", 8) / 4
     assert error("dpmpp_2m", 200) < 1e-3 and error("heun", 200) < 1e-3 and error("euler", 200) < 1e-2
-    assert SamplerConfig(steps=8, solver="dpmpp_2m").nfe == 8 and SamplerConfig(steps=8, solver="heun").nfe == 15
+    assert (
+        SamplerConfig(steps=8, solver="dpmpp_2m").nfe == 8 and SamplerConfig(steps=8, solver="heun").nfe == 15
+    )

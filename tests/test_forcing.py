@@ -176,7 +176,8 @@ def test_function_evaluations_count_steps_and_commits():
 
 
 @pytest.mark.parametrize(
-    "name, codes, channels", [("debug", 4375, 5), ("mini", 1000, 4), ("tiny", 4375, 5), ("small", 4375, 5)]
+    "name, codes, channels",
+    [("debug", 4375, 5), ("micro", 1000, 4), ("mini", 1000, 4), ("tiny", 4375, 5), ("small", 4375, 5)],
 )
 def test_presets_match_the_gpt_within_5_percent(name, codes, channels):
     with torch.device("meta"):

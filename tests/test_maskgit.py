@@ -179,7 +179,15 @@ def test_network_calls_are_counted_with_guidance_and_a_sliding_window(frame_caus
 
 @pytest.mark.parametrize(
     "name, codes",
-    [("debug", 4375), ("mini", 1000), ("tiny", 4375), ("small", 4375), ("base", 4375), ("large", 4375)],
+    [
+        ("debug", 4375),
+        ("micro", 1000),
+        ("mini", 1000),
+        ("tiny", 4375),
+        ("small", 4375),
+        ("base", 4375),
+        ("large", 4375),
+    ],
 )
 def test_presets_match_the_gpt_within_5_percent(name, codes):
     with torch.device("meta"):  # parameter counts only

@@ -43,6 +43,10 @@ class TrainerConfig:
     max_steps: int = 1000
     # Stop after this many minutes of training even before max_steps (None: no limit).
     max_minutes: float | None = None
+    # A budget in training FLOPs instead of steps (generators: the model's own count per batch,
+    # see vtlm.train.cost): max_steps becomes the steps whose batches add up to it, so families
+    # and sizes get equal compute. None: max_steps as given.
+    max_flops: float | None = None
     # Lightning's hardware settings: any accelerator, device count, node count and strategy
     # (ddp, fsdp, ...) Lightning supports.
     accelerator: str = "auto"
@@ -68,6 +72,8 @@ class TrainerConfig:
     def __post_init__(self):
         if self.max_steps < 1:
             raise ValueError(f"max_steps: expected >= 1, got {self.max_steps}")
+        if self.max_flops is not None and self.max_flops <= 0:
+            raise ValueError(f"max_flops: expected > 0 FLOPs (or null), got {self.max_flops}")
         for name in ("log_every_n_steps", "val_every_n_steps", "checkpoint_every_n_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
