@@ -21,7 +21,7 @@ from torch import nn
 
 from vtlm.layers.attention import Attention
 from vtlm.layers.basic import SwiGLU
-from vtlm.layers.flops import forward_flops, matmul_weights
+from vtlm.layers.flops import FlopMeter, forward_flops, matmul_weights
 from vtlm.layers.masks import frame_causal_mask
 from vtlm.layers.rolling_cache import FrameKV
 from vtlm.layers.rope import rope_angles
@@ -87,6 +87,9 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.bias)
         nn.init.normal_(self.text_embed.weight, std=0.02)
         self.frame_caches: list[FrameKV] = []  # frame-by-frame decoding only (setup_frame_caches)
+        self.meter = FlopMeter()  # forward FLOPs of every call (sampling costs)
+        self.token_weights = matmul_weights(self.blocks, self.time_mlp)  # every token's
+        self.latent_weights = matmul_weights(self.latent_in, self.ada_out, self.latent_out)  # latent tokens'
 
     def positions(self, frames: int, device) -> torch.Tensor:
         """(text_len + frames * frame_tokens, 3): caption on the diagonal, then the patch grid."""
@@ -139,6 +142,7 @@ class DiT(nn.Module):
         )
         for block in self.blocks:
             tokens = block(tokens, cond, rope, mask)
+        self.meter.add(latents.shape[0] * self.forward_flops(t, t))
         return self._frame_outputs(tokens[:, cfg.text_len :], frame_cond, latents.shape)
 
     # -- frame-by-frame decoding (frame-causal networks) -------------------------------------
@@ -179,6 +183,10 @@ class DiT(nn.Module):
         for block, cache in zip(self.blocks, self.frame_caches):
             cache.reset()
             tokens = block(tokens, cond, rope, cache=cache)
+        cfg = self.cfg
+        self.meter.add(
+            text.shape[0] * forward_flops(self.token_weights, cfg.depth, cfg.dim, cfg.text_len, cfg.text_len)
+        )
 
     def forward_frames(self, latents: torch.Tensor, levels: torch.Tensor, write: bool) -> torch.Tensor:
         """The velocity (B, D, c, h, w) of a chunk of c latent frames (levels (B, c)) placed after
@@ -192,6 +200,7 @@ class DiT(nn.Module):
         ]
         for block, cache in zip(self.blocks, self.frame_caches):
             tokens = block(tokens, cond, rope, cache=cache, write=write)
+        self.meter.add(latents.shape[0] * self.forward_flops(c, first + c))
         return self._frame_outputs(tokens, cond, latents.shape)
 
     def num_params(self) -> int:

@@ -141,6 +141,11 @@ def _params(generator: Generator) -> int | None:
     return None
 
 
+def _meter(generator: Generator):
+    """The FLOP meter of the generative network (``generator.model.meter``), else None."""
+    return getattr(getattr(generator, "model", None), "meter", None)
+
+
 def _timed_call(generator: Generator, device: torch.device, captions, num_frames, prefix, seed) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -202,7 +207,10 @@ def measure_generation(
         a full clip, where every frame of the window arrives at the end. It is what a user
         waits for before seeing anything when generating frame by frame.
         ``function_evaluations``: ``generator.function_evaluations(num_frames, k)`` when the
-        generator has it, else None. ``peak_memory_mb``: see :func:`peak_memory` (None where
+        generator has it, else None. ``flops_per_clip``: the forward FLOPs the generative
+        network ran for one clip, counted by its meter as the call went (``vtlm.layers.flops``;
+        the tokenizer's decode, the same for every generator, is not counted), and
+        ``flops_per_video_second``; None for a network without a meter. ``peak_memory_mb``: see :func:`peak_memory` (None where
         it cannot be measured). ``params``: parameters of ``generator.model`` (None without one).
         Also echoed: clips_per_call, num_frames, prefix_frames, generated_frames, repeats, fps,
         device.
@@ -222,8 +230,11 @@ def measure_generation(
     def timed(frames: int, calls: int) -> list[float]:
         return [_timed_call(generator, device, captions, frames, prefix, seed) for _ in range(calls)]
 
+    meter = _meter(generator)
+    before = meter.total if meter is not None else None
     with peak_memory(device) as memory:
         first_call = timed(num_frames, 1)  # the warm-up, or the first timed call without one
+    flops = (meter.total - before) / batch if meter is not None else None
     seconds = timed(num_frames, repeats) if warmup else first_call + timed(num_frames, repeats - 1)
     median = statistics.median(seconds)
 
@@ -244,6 +255,8 @@ def measure_generation(
         "frames_per_second": batch * generated / median,
         "time_to_first_frame": first,
         "function_evaluations": count(num_frames, k) if count is not None else None,
+        "flops_per_clip": flops,
+        "flops_per_video_second": flops / (generated / fps) if flops is not None else None,
         "peak_memory_mb": memory.mb,
         "params": _params(generator),
         "clips_per_call": batch,

@@ -99,6 +99,9 @@ class EvalConfig:
     # Refuse held-out clips the tokenizer or a generator trained on (vtlm.eval.protocols.leakage).
     # Never turn off for reported numbers.
     leakage_check: bool = True
+    # Write report.md / report.html (results.json and the sample grids are always written); a
+    # sweep's points, gathered into the sweep's own report, can skip theirs.
+    report: bool = True
     # Set sizes of the feature distances' real-vs-real floor (vtlm.eval.floors), 2n clips each.
     floor_sizes: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
 
@@ -370,6 +373,6 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
     add_relative_to_ceiling(results["results"])
     results["comparisons"] = compare_results(results["results"], cfg.confidence, cfg.bootstrap)
     (out_dir / "results.json").write_text(results_json(results))
-    paths_written = write_report(results, out_dir)
+    paths_written = write_report(results, out_dir) if cfg.report else {"results": out_dir / "results.json"}
     print("[eval] wrote " + ", ".join(str(p) for p in paths_written.values()), flush=True)
     return results

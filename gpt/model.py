@@ -11,7 +11,7 @@ from torch import nn
 
 from vtlm.layers.basic import RMSNorm, keep_transposed, linear
 from vtlm.layers.block import Block, init_weights
-from vtlm.layers.flops import matmul_weights, training_flops
+from vtlm.layers.flops import FlopMeter, forward_flops, matmul_weights, training_flops
 from vtlm.layers.rolling_cache import RollingKV
 from vtlm.layers.rope import rope_angles
 
@@ -34,6 +34,8 @@ class GPT(nn.Module):
         if cfg.tie_embeddings:
             self.head.weight = self.embed.weight
         init_weights(self, self.blocks)
+        self.meter = FlopMeter()  # forward FLOPs of every call (sampling costs)
+        self.block_weights = matmul_weights(self.blocks)
 
     def forward(
         self,
@@ -53,6 +55,11 @@ class GPT(nn.Module):
         causal rule (decoding out of raster order).
         """
         hidden = self.hidden(ids, positions, start, caches, mask)
+        rows, n = ids.shape
+        outputs = n if last is None else last
+        cfg = self.cfg
+        self.meter.add(rows * forward_flops(self.block_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
+        self.meter.add(rows * outputs * 2 * self.head.weight.numel())
         return linear(hidden if last is None else hidden[:, -last:], self.head)
 
     def hidden(

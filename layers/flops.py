@@ -34,3 +34,18 @@ def forward_flops(weights: int, depth: int, dim: int, queries: float, keys: floa
 def training_flops(weights: int, depth: int, dim: int, tokens: float, keys: float) -> float:
     """Forward + backward FLOPs: three times the forward."""
     return 3.0 * forward_flops(weights, depth, dim, tokens, keys)
+
+
+class FlopMeter:
+    """Forward FLOPs a network has run, added call by call (a network keeps one as ``meter``).
+
+    Sampling costs are read from it: the meter's total after a generation minus before, so
+    every decoding schedule (cached, rolling, re-encoded windows, parallel, guidance's doubled
+    batch) is counted as it actually ran, by the convention above.
+    """
+
+    def __init__(self):
+        self.total = 0.0
+
+    def add(self, flops: float) -> None:
+        self.total += float(flops)

@@ -15,7 +15,7 @@ from torch import nn
 from vtlm.gpt.vocab import Vocab
 from vtlm.layers.basic import RMSNorm
 from vtlm.layers.block import Block, init_weights
-from vtlm.layers.flops import matmul_weights, training_flops
+from vtlm.layers.flops import FlopMeter, forward_flops, matmul_weights, training_flops
 from vtlm.layers.masks import frame_causal_mask
 from vtlm.layers.rope import rope_angles
 
@@ -36,6 +36,8 @@ class MaskGIT(nn.Module):
         self.norm = RMSNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.codebook_size, bias=False)  # codes only: nothing else is predicted
         init_weights(self, self.blocks)
+        self.meter = FlopMeter()  # forward FLOPs of every call (sampling costs)
+        self.call_weights = matmul_weights(self.blocks, self.head)
 
     def forward(
         self,
@@ -51,6 +53,9 @@ class MaskGIT(nn.Module):
         ``start``: decoding with the caches set up; ids are positions [start, start + N) and see
         every cached position before them and each other.
         """
+        rows, n = ids.shape
+        cfg = self.cfg
+        self.meter.add(rows * forward_flops(self.call_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
         return self.head(self.hidden(ids, positions, mask, start))
 
     def hidden(

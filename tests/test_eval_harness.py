@@ -195,6 +195,15 @@ def test_harness_writes_every_row_and_report_file(demo_eval):
     tokenizer = load_tokenizer(results["tokenizer"]["dir"]).cfg
     (frames, h, w), given = tokenizer.latent_shape(17, 32, 32), tokenizer.latent_shape(5, 32, 32)[0]
     assert cont["cost"]["function_evaluations"] == (frames - given) * h * w
+    # sampling FLOPs, counted by each network's meter as it ran: every generator, growing with length
+    for key, row in rows.items():
+        if key[1] != "tokenizer" and "cost" in row:
+            assert row["cost"]["flops_per_clip"] > 0, key
+    t2v = rows[("shapes-t2v", "gpt", "default")]["cost"]["flops_per_clip"]
+    assert rows[("shapes-rollout", "gpt", "sliding")]["cost"]["flops_per_clip"] > 3 * t2v
+    page = (out / "report.html").read_text()  # quality against counted FLOPs beside measured seconds
+    assert page.count('data-plot="pareto-flops"') == page.count('data-plot="pareto"') == 3
+    assert "network GFLOPs / clip" in page
     rollout = rows[("shapes-rollout", "gpt", "chaining")]
     assert len(rollout["curves"]["psnr"]["mean"]) == 60 and "psnr" in rollout["drift"]
     assert rollout["metrics"]["psnr"]["n"] == results["protocols"]["shapes-rollout"]["num_clips"]

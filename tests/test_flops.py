@@ -95,3 +95,43 @@ def test_dit_training_flops_match_a_count_by_hand_and_torch(name, frame_causal):
     latents = torch.randn(2, cfg.latent_dim, frames, cfg.grid_h, cfg.grid_w)
     levels, text = torch.rand(2, frames), torch.randint(0, cfg.text_size, (2, cfg.text_len))
     assert counted(lambda: model(latents, levels, text).sum().backward()) == pytest.approx(2 * ours, rel=0.01)
+
+
+def test_the_meter_counts_cached_gpt_decoding_call_by_call():
+    """One window from a caption, no guidance: a prefill of the caption prefix, then one call per
+    code with one more key each time; guidance doubles every call's rows."""
+    from vtlm.gpt.sampling import SamplingConfig, sample_codes
+
+    cfg = replace(
+        gpt_preset("debug"), codebook_size=64, text_size=64, text_len=4, grid_h=2, grid_w=2, max_frames=2
+    )
+    model = GPT(cfg)
+
+    def per_token(keys: int) -> float:
+        return 2 * model.block_weights + 4 * cfg.depth * cfg.dim * keys + 2 * cfg.dim * model.vocab.size
+
+    prefix = cfg.text_len + 2  # BOS, caption, BOV
+    codes = 2 * cfg.frame_tokens
+    # the prefill's matmuls run on every prefix token, its output layer on the last one only
+    prefill = (
+        prefix * (2 * model.block_weights + 4 * cfg.depth * cfg.dim * prefix) + 2 * cfg.dim * model.vocab.size
+    )
+    steps = sum(per_token(prefix + i + 1) for i in range(codes - 1))
+    for scale, rows in ((1.0, 1), (3.0, 2)):
+        before = model.meter.total
+        sample_codes(model, [[5, 6]], 2, SamplingConfig(cfg_scale=scale))
+        assert model.meter.total - before == pytest.approx(rows * (prefill + steps), rel=1e-9)
+
+
+def test_the_meter_counts_every_diffusion_step():
+    from vtlm.diffusion.flow import SamplerConfig, sample
+
+    cfg = replace(
+        dit_preset("debug"), latent_dim=4, text_len=4, text_size=64, grid_h=2, grid_w=2, max_frames=2
+    )
+    model = DiT(cfg)
+    text = torch.randint(1, 64, (3, cfg.text_len))
+    for solver, calls in (("euler", 5), ("heun", 9)):
+        before = model.meter.total
+        sample(model, (3, 4, 2, 2, 2), text, SamplerConfig(steps=5, solver=solver))
+        assert model.meter.total - before == pytest.approx(3 * calls * model.flops_per_example(2) / 3)

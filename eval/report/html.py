@@ -192,10 +192,11 @@ def _protocol_section(
             )
         metric = _primary_metric(rows, primary_metric)
         if metric is not None:
-            fig = plots.pareto_plot(rows, metric, colors, f"{protocol}: {metric} vs sampling cost")
-            out.append(
-                _plot_img(fig, f"plot-{key}-pareto", "pareto", protocol, f"{metric} against seconds per clip")
-            )
+            for cost, suffix in (("seconds_per_clip", ""), ("flops_per_clip", "-flops")):
+                axis = plots.COST_AXES[cost]
+                fig = plots.pareto_plot(rows, metric, colors, f"{protocol}: {metric} vs {axis}", cost)
+                alt = f"{metric} against {axis}"
+                out.append(_plot_img(fig, f"plot-{key}-pareto{suffix}", f"pareto{suffix}", protocol, alt))
         context = definition.get("context_frames")
         fig = plots.drift_plot(
             rows, colors, f"{protocol}: per-frame curves", context if isinstance(context, int) else None

@@ -25,6 +25,7 @@ COST_COLUMNS = (  # cost key -> column title
     ("time_to_first_frame", "time to first frame (s)"),
     ("frames_per_second", "frames / s"),
     ("function_evaluations", "function evaluations"),
+    ("flops_per_clip", "network GFLOPs / clip"),
     ("peak_memory_mb", "peak memory (MB)"),
     ("params", "params"),
 )
@@ -228,6 +229,8 @@ def cost_table(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
         line = [row["generator"], row["variant"]]
         for key, _ in columns:
             value = cost.get(key)
+            if key == "flops_per_clip" and value is not None:
+                value = value / 1e9
             line.append(format_count(value) if key == "params" else format_number(value))
         cells.append(line)
     return ["generator", "variant", *(t for _, t in columns)], cells
