@@ -62,6 +62,8 @@ class EvalConfig:
     # runs them by both strategies (the anti-drift options' drift curves beside the defaults').
     sweep_protocol: str | None = "shapes-cont5"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # How rollout protocols extend a clip past the training length (both: their drift compared).
+    rollout_strategies: list[str] = field(default_factory=lambda: ["sliding", "chaining"])
     # Caps on every protocol's clip count and samples per clip, and a resolution override
     # (None: the protocol's own).
     num_clips: int | None = None
@@ -104,6 +106,12 @@ class EvalConfig:
     report: bool = True
     # Set sizes of the feature distances' real-vs-real floor (vtlm.eval.floors), 2n clips each.
     floor_sizes: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+
+    def __post_init__(self):
+        if not self.rollout_strategies or set(self.rollout_strategies) - {"sliding", "chaining"}:
+            raise ValueError(
+                f"rollout_strategies: expected some of sliding, chaining, got {self.rollout_strategies}"
+            )
 
 
 def _protocol(name: str, cfg: EvalConfig, synthetic: SyntheticConfig | None) -> Protocol:
@@ -344,7 +352,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
             todo = list(variants)
             if name == cfg.sweep_protocol:
                 todo += [s for v in variants for s in sweep_variants(v, cfg.sampling)]
-            strategies = ["sliding", "chaining"] if protocol.kind == "rollout" else [None]
+            strategies = list(cfg.rollout_strategies) if protocol.kind == "rollout" else [None]
             for variant in todo:
                 for strategy in strategies:
                     label = variant.label if strategy is None else strategy
