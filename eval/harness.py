@@ -46,7 +46,7 @@ from .samples import write_grid
 from .scoring import METRICS, score_clips
 from .stats.aggregate import Aggregator
 from .stats.ceiling import add_relative_to_ceiling
-from .stats.paired import compare_results, per_clip_block
+from .stats.paired import compare_results, compare_variants, per_clip_block
 from .stats.summary import drift_block, training_block
 
 
@@ -380,6 +380,7 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
         )
     add_relative_to_ceiling(results["results"])
     results["comparisons"] = compare_results(results["results"], cfg.confidence, cfg.bootstrap)
+    results["variant_comparisons"] = compare_variants(results["results"], cfg.confidence, cfg.bootstrap)
     (out_dir / "results.json").write_text(results_json(results))
     paths_written = write_report(results, out_dir) if cfg.report else {"results": out_dir / "results.json"}
     print("[eval] wrote " + ", ".join(str(p) for p in paths_written.values()), flush=True)

@@ -214,6 +214,31 @@ def test_comparisons_pair_the_harness_rows_and_reach_both_reports(real_report):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the quick demo (conftest.quick_demo): minutes, once per session
+def test_sweep_variants_are_paired_with_their_own_default(real_report):
+    """The quick demo sweeps one sampling setting per family on the continuation protocol: each
+    sweep row is compared with its generator's default row on the same clips and seeds."""
+    results, markdown, page = real_report
+    entries = results["variant_comparisons"]
+    rows = {(r["protocol"], r["generator"], r["variant"]): r for r in results["results"]}
+    swept = {(r["generator"], r["variant"]) for r in results["results"]
+             if r["protocol"] == "shapes-cont5" and r["variant"] != "default" and r["generator"] != "tokenizer"}  # fmt: skip
+    assert len(swept) == len(results["generators"])  # one sweep point per family
+    assert {(e["a"], e["b"]) for e in entries} == {(f"{g} [{v}]", g) for g, v in swept}
+    for e in entries:
+        generator, variant = e["b"], e["a"].split(" [")[1].rstrip("]")
+        if e["metric"] in ("psnr", "ssim"):
+            means = [
+                rows[("shapes-cont5", generator, v)]["metrics"][e["metric"]]["mean"]
+                for v in (variant, "default")
+            ]
+            assert e["mean_diff"] == pytest.approx(means[0] - means[1], abs=1e-3)
+    title = "Sampling settings against the default (paired)"
+    for table in (_md_tables(markdown, title)[0], _html_table(page, 'id="variant-comparisons"')):
+        assert len(table) == len(entries) and {line["A"] for line in table} == {e["a"] for e in entries}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # the quick demo (conftest.quick_demo): minutes, once per session
 def test_headline_verdict_cells_name_each_metrics_verdict(real_report):
     results, markdown, page = real_report
     column = "verdict vs other generators (paired, Holm)"

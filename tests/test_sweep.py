@@ -144,3 +144,21 @@ def test_quick_sweep_end_to_end_then_rerun_without_retraining(tmp_path, token_pi
     assert "000-gpt-1e+12: finished earlier" not in text and "resuming from" in text
     again = json.loads((out / "results.json").read_text())["points"]
     assert again[0]["steps"] == first["steps"] and again[0]["training_flops"] == first["training_flops"]
+
+
+@pytest.mark.parametrize("name", ["shapes_cpu", "shapes_data", "kinetics600_gpu"])
+def test_shipped_sweeps_plan_cleanly(tmp_path, name):
+    """Every point of the shipped sweep files passes its family's fit command, and the plan names
+    them all (written under tmp_path; nothing trains)."""
+    from vtlm.sweeps.commands import load_config
+    from vtlm.sweeps.config import expand
+
+    cfg = yaml.safe_load(Path(f"configs/sweeps/{name}.yaml").read_text())
+    cfg["out"] = str(tmp_path / name)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    main(["sweep", "plan", str(path)])
+    points = expand(load_config(str(path)))
+    expected = {"shapes_cpu": 24, "shapes_data": 12, "kinetics600_gpu": 36}[name]
+    assert len(points) == expected
+    assert len((tmp_path / name / "points.tsv").read_text().splitlines()) == expected + 1

@@ -14,8 +14,16 @@ OPPOSITE = {"better": "worse", "worse": "better"}
 VERDICT_HEADER = "verdict vs other generators (paired, Holm)"
 
 
-def _entries(results: dict) -> list[dict]:
-    return list(results.get("comparisons") or [])
+# results.json's lists of paired comparisons -> their section title: between generators, and
+# each generator's sampling-sweep variants against its default (same clips and seeds).
+SECTIONS = {
+    "comparisons": "Paired comparisons",
+    "variant_comparisons": "Sampling settings against the default (paired)",
+}
+
+
+def _entries(results: dict, key: str = "comparisons") -> list[dict]:
+    return list(results.get(key) or [])
 
 
 def _unit(results: dict, entry: dict) -> str:
@@ -32,16 +40,16 @@ def format_p(p) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and cells: one line per comparison; the difference and the MDD with the decimals
-    the interval resolves."""
+def comparison_table(results: dict, key: str = "comparisons") -> tuple[list[str], list[list[str]]]:
+    """Header and cells: one line per comparison of ``results[key]``; the difference and the MDD
+    with the decimals the interval resolves."""
     # markdown imports this module for its tables; its number cells are needed only here
     from vtlm.eval.report.markdown import figure_decimals, format_figure, format_number
 
     header = ["protocol", "strategy", "A", "B", "metric", "A − B [interval]", "p", "p (Holm)",
               "verdict (A vs B)", "MDD", "clips × seeds"]  # fmt: skip
     cells = []
-    for entry in _entries(results):
+    for entry in _entries(results, key):
         low, high = entry.get("interval") or (None, None)
         figure = {
             "mean": entry.get("mean_diff"),
@@ -69,9 +77,9 @@ def _methods(names) -> str:
     return "; ".join(f"{t} ({'; '.join(v)})" if v else t for t, v in variants.items())
 
 
-def comparison_sentence(results: dict) -> str:
+def comparison_sentence(results: dict, key: str = "comparisons") -> str:
     """How the comparisons were made, in one paragraph (empty without comparisons)."""
-    entries = _entries(results)
+    entries = _entries(results, key)
     if not entries:
         return ""
     first = entries[0]

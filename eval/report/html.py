@@ -22,7 +22,7 @@ from html import escape
 from pathlib import Path
 
 from vtlm.eval.report import plots
-from vtlm.eval.report.comparisons import comparison_sentence, comparison_table
+from vtlm.eval.report.comparisons import SECTIONS, comparison_sentence, comparison_table
 from vtlm.eval.report.decomposition import decomposition_tables
 from vtlm.eval.report.markdown import (
     check_results,
@@ -252,11 +252,12 @@ def render_html(results: dict, out_dir: Path, primary_metric: str | None = None)
         '<section id="headline"><h2>Headline</h2>' + _table(*headline_table(results))
         + f'<p class="note">{escape(interval_sentence(settings))} Every figure: the protocol sections below.</p></section>',
     ]  # fmt: skip
-    if results.get("comparisons"):
-        out.append(
-            '<section id="comparisons"><h2>Paired comparisons</h2>' + _table(*comparison_table(results))
-            + f'<p class="note">{escape(comparison_sentence(results))}</p></section>'
-        )  # fmt: skip
+    for key, title in SECTIONS.items():
+        if results.get(key):
+            out.append(
+                f'<section id="{_slug(key)}"><h2>{escape(title)}</h2>' + _table(*comparison_table(results, key))
+                + f'<p class="note">{escape(comparison_sentence(results, key))}</p></section>'
+            )  # fmt: skip
     for index, protocol in enumerate(protocol_names(results)):
         out.append(_protocol_section(results, index, protocol, out_dir, primary_metric))
     out.append(f"<script>{READINESS_SCRIPT}</script></body></html>")

@@ -336,9 +336,10 @@ def render_markdown(results: dict) -> str:
         "Every figure and every metric: the protocol sections below.",
         "",
     ]
-    if results.get("comparisons"):
-        out += ["## Paired comparisons", ""] + _md_table(*comparisons.comparison_table(results))
-        out += [_md_text(comparisons.comparison_sentence(results)), ""]
+    for key, title in comparisons.SECTIONS.items():
+        if results.get(key):
+            out += [f"## {title}", ""] + _md_table(*comparisons.comparison_table(results, key))
+            out += [_md_text(comparisons.comparison_sentence(results, key)), ""]
     for protocol in protocol_names(results):
         out += _markdown_protocol(results, protocol)
     return "\n".join(out).rstrip() + "\n"

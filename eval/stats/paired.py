@@ -263,3 +263,37 @@ def compare_results(
                 entry["interval"] = [_json_number(v) for v in entry["interval"]]
                 out.append({k: _json_number(v) for k, v in entry.items()})
     return out
+
+
+def _strategy_and_setting(variant: str) -> tuple[str, str]:
+    """A sweep variant's label -> (the default row's variant it is paired with, its setting):
+    "temperature=0.7" -> ("default", ...); "sliding, row_lag=1" -> ("sliding", "row_lag=1")."""
+    for strategy in ("sliding", "chaining"):
+        if variant.startswith(f"{strategy}, "):
+            return strategy, variant[len(strategy) + 2 :]
+    return "default", variant
+
+
+def compare_variants(
+    rows: list[dict],
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    seed: int = 0,
+    num_permutations: int = 10_000,
+) -> list[dict]:
+    """Every sampling-sweep variant against its own generator's default on the same protocol
+    (and rollout strategy), on the same clips and seeds: does a faster or different setting
+    change what the harness measures? Entries as :func:`compare_results`'s, with A named
+    ``generator [setting]`` and B the generator."""
+    defaults = {(r["protocol"], r["generator"], r["variant"]): r for r in rows}
+    out = []
+    for row in rows:
+        if row["generator"] == "tokenizer" or row["variant"] in ("default", "sliding", "chaining", "ceiling"):
+            continue
+        base_variant, setting = _strategy_and_setting(row["variant"])
+        base = defaults.get((row["protocol"], row["generator"], base_variant))
+        if base is None or not row.get("per_clip") or not base.get("per_clip"):
+            continue
+        renamed = {**row, "generator": f"{row['generator']} [{setting}]", "variant": base_variant}
+        out += compare_results([renamed, base], confidence, num_resamples, seed, num_permutations)
+    return out
