@@ -18,9 +18,10 @@ from .gpt_bench import run_gpt_bench
 from .gpu_bench import run_gpu_bench
 from .loader_bench import run_loader_bench
 from .targets import evaluate_targets, format_targets
+from .throughput_bench import run_throughput_bench
 from .tokenizer_bench import run_tokenizer_bench
 
-WORKLOADS = ("data", "tokenizer", "gpt", "loader", "generation", "gpu")
+WORKLOADS = ("data", "tokenizer", "gpt", "loader", "generation", "throughput", "gpu")
 
 
 def _compare(row: dict, rate: float) -> str:
@@ -90,7 +91,7 @@ def bench(
         out: output folder for bench.json and the files the workloads read.
         quick: fewer repeats and smaller inputs (for tests).
         workloads: which to run, comma-separated or a list, of data, tokenizer, gpt, loader,
-            generation, gpu; all by default. The loader's ratio to the GPT needs gpt in the same run; gpu runs only
+            generation, throughput, gpu; all by default. The loader's ratio to the GPT needs gpt in the same run; gpu runs only
             where CUDA is available and is noted as skipped elsewhere.
         tokenizer_seconds: training budget of each tokenizer before its PSNR is measured.
     """
@@ -129,6 +130,8 @@ def bench(
     run(
         "generation", "generation cost, GPT and diffusion", lambda: run_generation_bench(out_dir, quick=quick)
     )
+    run("throughput", "video seconds per second by family and batch size",
+        lambda: run_throughput_bench(out_dir, quick=quick))  # fmt: skip
     run("gpu", "the GPU section (CUDA only)", lambda: run_gpu_bench(quick=quick))
     targets = evaluate_targets(rows)
     report = {"machine": machine(), "quick": quick, "rows": rows, "targets": targets, "notes": notes}

@@ -32,6 +32,7 @@ QUICK_EVAL = {
     "cost_repeats": 1,
     "cost_warmup": False,
     "floor_sizes": [2],
+    "report": False,
 }
 
 

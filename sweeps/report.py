@@ -3,8 +3,8 @@
 - **Scaling**: every headline metric against training FLOPs (log axes for power laws), one
   color per family, each point marked by its size, with the fitted line and its exponent.
 - **Crossings**: where two families' fitted lines cross, and whether that compute was measured.
-- **Sampling cost**: each metric against the measured seconds of sampling a clip (the machine's),
-  so quality can be read at equal inference cost.
+- **Sampling cost**: each metric against the network FLOPs of sampling a clip (counted as it
+  ran), so quality can be read at equal inference cost; the measured seconds are in the table.
 - **Data knobs** (when the grid has them): metrics against the image share; caption adherence
   by training captions and evaluation captions; paired verdicts against each knob's baseline.
 """
@@ -98,28 +98,30 @@ def fit_form_is_power(metric: SweepMetric) -> bool:
 
 
 def cost_plot(points: list[dict]) -> Figure | None:
-    metrics = [m for m in _present(points) if any(p.get("sampling_seconds_per_clip") for p in points)]
+    """Each metric against the cost of sampling a text-to-video clip: the network FLOPs counted
+    as it ran (the same on every machine), else the measured seconds."""
+    key = (
+        "sampling_flops_per_clip"
+        if any(p.get("sampling_flops_per_clip") for p in points)
+        else "sampling_seconds_per_clip"
+    )
+    label = (
+        "network FLOPs to sample a t2v clip"
+        if key.startswith("sampling_flops")
+        else "seconds to sample a t2v clip (this machine)"
+    )
+    metrics = [m for m in _present(points) if any(p.get(key) for p in points)]
     if not metrics:
         return None
     colors = generator_colors([p["family"] for p in points])
     fig, axes = _panels(len(metrics))
     for ax, metric in zip(axes, metrics):
         for family, color in colors.items():
-            mine = [
-                p
-                for p in points
-                if p["family"] == family and metric.key in p and p.get("sampling_seconds_per_clip")
-            ]
-            ax.scatter(
-                [p["sampling_seconds_per_clip"] for p in mine],
-                [p[metric.key] for p in mine],
-                color=color,
-                s=22,
-                label=family,
-            )
+            mine = [p for p in points if p["family"] == family and metric.key in p and p.get(key)]
+            ax.scatter([p[key] for p in mine], [p[metric.key] for p in mine], color=color, s=22, label=family)
         ax.set_xscale("log")
         ax.set_title(metric.title, fontsize=9)
-        ax.set_xlabel("seconds to sample a t2v clip (this machine)", fontsize=8)
+        ax.set_xlabel(label, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     return fig
@@ -191,10 +193,21 @@ def tables(table: dict, fits: dict, verdicts: list[dict]) -> dict[str, tuple[lis
     points = table["points"]
     grid_keys = [k for k in table["grid"] if k != "family"]
     metrics = _present(points)
-    header = ["point", "family", *grid_keys, "params", "steps", "training FLOPs", "train s", "sample s/clip"]
+    header = [
+        "point",
+        "family",
+        *grid_keys,
+        "params",
+        "steps",
+        "training FLOPs",
+        "train s",
+        "sample FLOPs/clip",
+        "sample s/clip",
+    ]
     rows = [
         [p["name"], p["family"], *[_fmt(p.get(k)) for k in grid_keys], _fmt(p["params"]), _fmt(p["steps"]),
-         _fmt(p["training_flops"]), _fmt(p["training_seconds"]), _fmt(p.get("sampling_seconds_per_clip"))]
+         _fmt(p["training_flops"]), _fmt(p["training_seconds"]), _fmt(p.get("sampling_flops_per_clip")),
+         _fmt(p.get("sampling_seconds_per_clip"))]
         + [_fmt(p.get(m.key)) for m in metrics]
         for p in points
     ]  # fmt: skip
@@ -255,7 +268,7 @@ def write_report(table: dict, fits: dict, verdicts: list[dict], out: Path, comma
     points = table["points"]
     figures = {
         "scaling": (scaling_plot(points, fits), "metrics against training FLOPs, with fitted power laws"),
-        "sampling_cost": (cost_plot(points), "metrics against the measured seconds of sampling a clip"),
+        "sampling_cost": (cost_plot(points), "metrics against the cost of sampling a clip (network FLOPs)"),
         "image_share": (image_share_plot(points), "metrics against the share of images in training"),
         "captions": (caption_plot(points), "caption adherence by training and evaluation captions"),
     }

@@ -271,10 +271,18 @@ def demo_eval(quick_demo):
 @pytest.fixture(scope="session")
 def quick_bench(tmp_path_factory):
     """`vtlm bench --quick` on the workloads that need no peer library (data, loader, generation,
-    gpu), as a person runs it (the console script in a subprocess), once per session: test_cli
+    throughput, gpu), as a person runs it (the console script in a subprocess), once per session: test_cli
     and test_bench read it. Returns (output folder, the finished process)."""
     out = tmp_path_factory.mktemp("quick_bench") / "bench"
-    args = ["bench", "--out", str(out), "--quick", "true", "--workloads", "data,loader,generation,gpu"]
+    args = [
+        "bench",
+        "--out",
+        str(out),
+        "--quick",
+        "true",
+        "--workloads",
+        "data,loader,generation,throughput,gpu",
+    ]
     # One torch thread: on a shared machine two spinning OpenMP threads make small ops crawl.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return out, subprocess.run([VTLM, *args], capture_output=True, text=True, timeout=300, env=env)

@@ -177,7 +177,7 @@ def test_loader_ratio_uses_the_gpt_training_rate_of_the_same_run(tmp_path, monke
 
 
 def test_quick_bench_of_the_new_workloads_without_peers(quick_bench):
-    out, result = quick_bench  # conftest: data, loader, generation and gpu workloads, once per session
+    out, result = quick_bench  # conftest: data, loader, generation, throughput and gpu workloads, once
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((out / "bench.json").read_text())
     rows = {row["id"]: row for row in report["rows"]}
@@ -193,6 +193,15 @@ def test_quick_bench_of_the_new_workloads_without_peers(quick_bench):
     assert rows["generation_gpt"]["cost"]["function_evaluations"] == 2 * 4 * 4
     for s in steps:
         assert rows[f"generation_diffusion_euler{s}"]["cost"]["function_evaluations"] == s
+    # throughput: video seconds per second for each family at batches 1 and 2, and the best named
+    for family in ("gpt", "diffusion"):
+        by_batch = {b: rows[f"throughput_{family}_b{b}"] for b in (1, 2)}
+        for batch, row in by_batch.items():
+            assert row["cost"]["clips_per_call"] == batch
+            assert row["vtlm"] == pytest.approx(1 / row["cost"]["seconds_per_video_second"])
+        best = max(by_batch, key=lambda b: by_batch[b]["vtlm"])
+        (note,) = [n for n in report["notes"] if n.startswith(f"throughput: {family} ")]
+        assert f"at its best batch, {best} of [1, 2]" in note
     lines = [line for line in result.stdout.splitlines() if line.startswith("target: ")]
     assert len(lines) == len(report["targets"]) == 6
     assert all("not measured" in line for line in lines)
