@@ -90,6 +90,8 @@ class EvalConfig:
     classifier_frames: int = 17
     # Timed generation calls per cost figure (after a warm-up).
     cost_repeats: int = 2
+    # Protocols whose generation cost is measured (None: every one; a sweep needs only one).
+    cost_protocols: list[str] | None = None
     # The untimed warm-up calls of each cost figure. The harness measures a generator's cost
     # right after it generated the protocol's clips, so it is warm either way; off saves a
     # generation per figure (the first timed call then also gives the peak memory).
@@ -253,9 +255,11 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
     """Evaluate the generators in ``paths`` (model directories) and write the report to ``out``."""
     from .report import results_json, write_report
 
-    unknown = sorted(set(cfg.protocol_clips) - set(cfg.protocols))
+    unknown = sorted((set(cfg.protocol_clips) | set(cfg.cost_protocols or ())) - set(cfg.protocols))
     if unknown:
-        raise ValueError(f"protocol_clips: {unknown} not among the protocols run ({cfg.protocols})")
+        raise ValueError(
+            f"protocol_clips, cost_protocols: {unknown} not among the protocols run ({cfg.protocols})"
+        )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = names_for(paths)
@@ -365,7 +369,8 @@ def run_eval(paths: list[str], cfg: EvalConfig, out: str | os.PathLike, command:
                             row.pop("examples")
                         )
                     row.pop("examples", None)
-                    row["cost"] = harness.cost(variant, protocol, data, strategy)
+                    if cfg.cost_protocols is None or name in cfg.cost_protocols:
+                        row["cost"] = harness.cost(variant, protocol, data, strategy)
                     results["results"].append(
                         {
                             "protocol": name,

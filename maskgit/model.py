@@ -37,7 +37,7 @@ class MaskGIT(nn.Module):
         self.head = nn.Linear(cfg.dim, cfg.codebook_size, bias=False)  # codes only: nothing else is predicted
         init_weights(self, self.blocks)
         self.meter = FlopMeter()  # forward FLOPs of every call (sampling costs)
-        self.call_weights = matmul_weights(self.blocks, self.head)
+        self.block_weights = matmul_weights(self.blocks)
 
     def forward(
         self,
@@ -53,10 +53,12 @@ class MaskGIT(nn.Module):
         ``start``: decoding with the caches set up; ids are positions [start, start + N) and see
         every cached position before them and each other.
         """
-        rows, n = ids.shape
-        cfg = self.cfg
-        self.meter.add(rows * forward_flops(self.call_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
-        return self.head(self.hidden(ids, positions, mask, start))
+        return self.logits(self.hidden(ids, positions, mask, start))
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer: hidden states (B, N, dim) -> logits (B, N, codebook_size), counted."""
+        self.meter.add(2 * hidden.shape[0] * hidden.shape[1] * self.head.weight.numel())
+        return self.head(hidden)
 
     def hidden(
         self,
@@ -65,7 +67,11 @@ class MaskGIT(nn.Module):
         mask: torch.Tensor | None = None,
         start: int | None = None,
     ) -> torch.Tensor:
-        """The normalized last hidden states (B, N, dim) that ``head`` maps to logits."""
+        """The normalized last hidden states (B, N, dim) that ``head`` maps to logits (every call
+        counted by ``meter``: the blocks here, the output layer in :meth:`logits`)."""
+        rows, n = ids.shape
+        cfg = self.cfg
+        self.meter.add(rows * forward_flops(self.block_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
         rope = rope_angles(
             positions.to(ids.device), self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base
         )

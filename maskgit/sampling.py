@@ -187,7 +187,7 @@ class _Decoder:
 
         def logits_of(ids: torch.Tensor) -> torch.Tensor:
             sequence = torch.cat([self.prefix, known, self._twice(ids)], dim=1)
-            return self._guide(self.model.head(self.model.hidden(sequence, positions)[:, start:]))
+            return self._guide(self.model.logits(self.model.hidden(sequence, positions)[:, start:]))
 
         return self._unmask(logits_of, new * h * w).view(b, new, h, w)
 

@@ -8,9 +8,11 @@ law a straight line:
 - a share where higher is better (adherence): the same on the error ``1 - y``;
 - a figure already logarithmic or signed (PSNR in dB, a drift slope): ``y = a + b u``.
 
-The exponent's interval is a percentile bootstrap over the points (resampled with replacement,
-refitted). With two budgets and three sizes a family has six points: the interval is wide, and
-says so. Two families' lines cross where ``a1 + b1 u = a2 + b2 u``; the crossing is reported with
+The exponent's interval is a percentile bootstrap over the points, resampled with replacement
+within each compute level (points whose compute lies within 0.1 decade of each other: one
+budget), so every resample keeps the sweep's budgets and the slope stays defined. With two
+budgets and three sizes a family has six points: the interval is wide, and says so. A metric
+that does not vary over a family's points (every clip at the floor) is not fitted. Two families' lines cross where ``a1 + b1 u = a2 + b2 u``; the crossing is reported with
 the measured compute range, so an extrapolated one is never read as measured.
 """
 
@@ -48,6 +50,20 @@ def _line(u: np.ndarray, q: np.ndarray) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
+def compute_levels(u: np.ndarray, gap: float = 0.1) -> list[np.ndarray]:
+    """Indices of ``u`` (log10 FLOPs) grouped into levels: sorted, split where two neighbours
+    are more than ``gap`` decades apart."""
+    order = np.argsort(u)
+    levels, current = [], [order[0]]
+    for previous, index in zip(order[:-1], order[1:]):
+        if u[index] - u[previous] > gap:
+            levels.append(np.array(current))
+            current = []
+        current.append(index)
+    levels.append(np.array(current))
+    return levels
+
+
 def fit_scaling(
     flops: list[float],
     values: list[float],
@@ -56,26 +72,27 @@ def fit_scaling(
     resamples: int = 2000,
     seed: int = 0,
 ) -> dict | None:
-    """The fit of ``values`` against ``flops`` in ``form``; None with fewer than two distinct
-    compute values. Returns intercept ``a``, ``exponent`` b with its bootstrap interval, R^2,
+    """The fit of ``values`` against ``flops`` in ``form``; None with fewer than two compute
+    levels or values that do not vary. Returns intercept ``a``, ``exponent`` b with its bootstrap interval, R^2,
     n, the compute range and ``curve``: the fitted line at 50 points over that range."""
     if form not in FORMS:
         raise ValueError(f"form: expected one of {sorted(FORMS)}, got {form!r}")
     pairs = [(c, v) for c, v in zip(flops, values) if c and c > 0 and v is not None and math.isfinite(v)]
-    u = np.log10(np.array([c for c, _ in pairs], dtype=float))
-    if len(np.unique(u)) < 2:
+    if not pairs:
         return None
+    u = np.log10(np.array([c for c, _ in pairs], dtype=float))
     q = _transform(np.array([v for _, v in pairs], dtype=float), form)
-    a, b = _line(u, q)
-    residual = q - (a + b * u)
+    levels = compute_levels(u)
     spread = float(np.sum((q - q.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(residual**2)) / spread if spread > 0 else 1.0
+    if len(levels) < 2 or spread <= 1e-12 * max(1.0, float(np.sum(q**2))):
+        return None
+    a, b = _line(u, q)
+    r2 = 1.0 - float(np.sum((q - (a + b * u)) ** 2)) / spread
     rng = np.random.default_rng(seed)
     slopes = []
     for _ in range(resamples):
-        pick = rng.integers(0, len(u), len(u))
-        if len(np.unique(u[pick])) >= 2:
-            slopes.append(_line(u[pick], q[pick])[1])
+        pick = np.concatenate([rng.choice(level, len(level)) for level in levels])
+        slopes.append(_line(u[pick], q[pick])[1])
     tail = (1.0 - confidence) / 2
     low, high = np.quantile(slopes, [tail, 1 - tail]) if slopes else (np.nan, np.nan)
     grid = np.linspace(u.min(), u.max(), 50)
@@ -86,6 +103,7 @@ def fit_scaling(
         "exponent_interval": [float(low), float(high)],
         "r2": r2,
         "n": len(u),
+        "levels": len(levels),
         "flops_range": [float(10 ** u.min()), float(10 ** u.max())],
         "curve": {"flops": (10**grid).tolist(), "value": _inverse(a + b * grid, form).tolist()},
     }

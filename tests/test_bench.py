@@ -182,7 +182,7 @@ def test_quick_bench_of_the_new_workloads_without_peers(quick_bench):
     report = json.loads((out / "bench.json").read_text())
     rows = {row["id"]: row for row in report["rows"]}
     assert rows["token_loader"]["vtlm"] > 0 and rows["token_loader"]["loader_to_gpt"] is None
-    steps = [int(key.removeprefix("generation_diffusion_euler")) for key in rows if "diffusion" in key]
+    steps = [int(key.removeprefix("generation_diffusion_euler")) for key in rows if "diffusion_euler" in key]
     assert steps == [10, 25, 50]
     for key in ["generation_gpt"] + [f"generation_diffusion_euler{s}" for s in steps]:
         cost = rows[key]["cost"]

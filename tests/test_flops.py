@@ -135,3 +135,22 @@ def test_the_meter_counts_every_diffusion_step():
         before = model.meter.total
         sample(model, (3, 4, 2, 2, 2), text, SamplerConfig(steps=5, solver=solver))
         assert model.meter.total - before == pytest.approx(3 * calls * model.flops_per_example(2) / 3)
+
+
+def test_the_meter_counts_masked_decoding_steps():
+    """Joint masked decoding of one window: every step runs the whole sequence through the blocks
+    and the output layer over the video positions."""
+    from vtlm.maskgit.sampling import MaskGITSamplingConfig, sample_codes
+
+    cfg = replace(
+        maskgit_preset("debug"), codebook_size=64, text_size=64, text_len=4, grid_h=2, grid_w=2, max_frames=2
+    )
+    model = MaskGIT(cfg)
+    tokens, video = cfg.prefix_len + 2 * cfg.frame_tokens, 2 * cfg.frame_tokens
+    step = (
+        tokens * (2 * model.block_weights + 4 * cfg.depth * cfg.dim * tokens)
+        + video * 2 * cfg.dim * cfg.codebook_size
+    )
+    before = model.meter.total
+    sample_codes(model, [[5, 6]], 2, MaskGITSamplingConfig(steps=4))
+    assert model.meter.total - before == pytest.approx(4 * step, rel=1e-9)

@@ -88,7 +88,7 @@ def test_scaling_fit_recovers_a_power_law_and_finds_where_lines_cross():
     fit = fit_scaling(flops, [5.0 * c**-0.25 for c in flops], "power")
     assert fit["exponent"] == pytest.approx(-0.25) and fit["r2"] == pytest.approx(1.0)
     low, high = fit["exponent_interval"]
-    assert low <= -0.25 <= high
+    assert low == pytest.approx(-0.25) and high == pytest.approx(-0.25)  # one point per budget: exact
     share = fit_scaling(flops, [1 - 2.0 * c**-0.1 for c in flops], "error_power")
     assert share["exponent"] == pytest.approx(-0.1)
     # y1 = 10 C^-0.2 and y2 = 10^-0.1 C^-0.1 cross at C = 10^11; the first is better (lower) above it
@@ -104,6 +104,15 @@ def test_scaling_fit_recovers_a_power_law_and_finds_where_lines_cross():
     flat = fit_scaling(flops, [np.log10(c) + 11 for c in flops], "log_linear")
     assert crossing(up, flat, higher_is_better=True)["better_above"] == "first"
     assert fit_scaling([1e10, 1e10], [1.0, 2.0], "power") is None  # one compute value: no fit
+    assert fit_scaling(flops, [0.0] * 5, "error_power") is None  # nothing varies (all at the floor)
+    # two budgets, three sizes each: resampled within each budget, the slope's interval stays finite
+    two = [1e11, 1.05e11, 0.98e11, 1e12, 1.02e12, 0.97e12]
+    noisy = fit_scaling(two, [2.0, 2.2, 1.9, 1.0, 1.1, 0.9], "power")
+    assert (
+        noisy["levels"] == 2
+        and noisy["exponent_interval"][0] <= noisy["exponent"] <= noisy["exponent_interval"][1]
+    )
+    assert -1 < noisy["exponent_interval"][0] and noisy["exponent_interval"][1] < 0
 
 
 @pytest.mark.timeout(900)
