@@ -240,15 +240,16 @@ def tables(table: dict, fits: dict, verdicts: list[dict]) -> dict[str, tuple[lis
     ]
     out["crossings"] = (["metric", "families", "crossing FLOPs", "range", "better above"], cross_rows)
     verdict_rows = [
-        [v["knob"], f"{_fmt(v['value'])} vs {_fmt(v['baseline'])}", v["a"].split("-")[1], v["caption"], v["protocol"], v["metric"],
-         f"{_fmt(v['mean_diff'])} [{_fmt(v['interval'][0])}, {_fmt(v['interval'][1])}]", _fmt(v["p_holm"]), v["verdict"]]
+        [v["knob"], f"{_fmt(v['value'])} vs {_fmt(v['baseline'])}", f"{v['a']} vs {v['b']}", v["caption"], v["protocol"],
+         v["metric"], f"{_fmt(v['mean_diff'])} [{_fmt(v['interval'][0])}, {_fmt(v['interval'][1])}]", _fmt(v["p_holm"]),
+         v["verdict"]]
         for v in verdicts
     ]  # fmt: skip
     out["verdicts"] = (
         [
             "knob",
             "value vs baseline",
-            "family",
+            "points",
             "eval captions",
             "protocol",
             "metric",
