@@ -9,7 +9,8 @@ p_method, correction, alpha, mdd_alpha, power.
 
 from __future__ import annotations
 
-MISSING = "—"
+from vtlm.eval.report.formats import MISSING, figure_decimals, format_figure, format_number
+
 OPPOSITE = {"better": "worse", "worse": "better"}
 VERDICT_HEADER = "verdict vs other generators (paired, Holm)"
 
@@ -43,9 +44,6 @@ def format_p(p) -> str:
 def comparison_table(results: dict, key: str = "comparisons") -> tuple[list[str], list[list[str]]]:
     """Header and cells: one line per comparison of ``results[key]``; the difference and the MDD
     with the decimals the interval resolves."""
-    # markdown imports this module for its tables; its number cells are needed only here
-    from vtlm.eval.report.markdown import figure_decimals, format_figure, format_number
-
     header = ["protocol", "strategy", "A", "B", "metric", "A − B [interval]", "p", "p (Holm)",
               "verdict (A vs B)", "MDD", "clips × seeds"]  # fmt: skip
     cells = []

@@ -10,6 +10,8 @@ Both read only results.json: a row's ``relative_to_ceiling`` (see
 
 from __future__ import annotations
 
+from vtlm.eval.report.formats import format_number
+
 CEILING_NOTE = (
     "ceiling: the tokenizer's own reconstruction (encode + decode) of the same held-out clips, "
     "scored the same way (row tokenizer / ceiling above). generator / ceiling = 1: as faithful "
@@ -19,13 +21,6 @@ FLOOR_NOTE = (
     "Two disjoint sets of real held-out clips: what sampling noise alone gives. Read a "
     "generator's distance against the line of its set sizes (held-out clips vs clips generated per seed)."
 )
-
-
-def format_number(x, decimals: int | None = None) -> str:
-    """The report's number format (None -> "—"); imported late: markdown.py imports this module."""
-    from vtlm.eval.report.markdown import format_number as markdown_number
-
-    return markdown_number(x, decimals)
 
 
 def ceiling_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
