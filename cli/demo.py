@@ -32,7 +32,7 @@ from .gpt_cmds import GPTOverrides
 from .gpt_cmds import fit as fit_gpt
 from .maskgit_cmds import MaskGITOverrides
 from .maskgit_cmds import fit as fit_maskgit
-from .world import Clock, WorldConfig, prepare_world
+from .world import TOKENIZER_STEPS, Clock, WorldConfig, prepare_world
 
 # Generator presets of the full run, matched within 5% of parameters on that vocabulary. At a
 # few CPU minutes the ~1.25M `mini` models beat the 3-4.5M `tiny` ones (measured on this data,
@@ -44,7 +44,6 @@ GENERATOR_PRESET = "mini"
 # steps), so a seed gives the same figures on any machine. Chosen for at most 15 minutes end to
 # end on the 2-core machine vtlm is developed on (2 threads, nothing else running): the README
 # has the measured times, stage by stage.
-TOKENIZER_STEPS = 320
 GENERATOR_STEPS = 400
 # The generator families the demo can train; `make demo` compares the first two.
 FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")

@@ -37,6 +37,10 @@ SHAPES = ShapesConfig(
 # 8*5*5*5 = 1000 FSQ codes: a vocabulary a few-minute GPT can learn (the default 4375 leaves
 # most codes rare and costs a small GPT much of its compute in the output layer).
 FSQ_LEVELS = (8, 5, 5, 5)
+# The tokenizer's training steps (about 6 minutes on the 2-core development machine). Its
+# learning rate decays to 5% over them, and the exported weights are the trained ones, not an
+# EMA: on held-out clips at 900 steps the average over the last ~100 steps lost 0.6 dB.
+TOKENIZER_STEPS = 900
 
 
 @dataclass
@@ -52,7 +56,7 @@ class WorldConfig:
     text_model: str | None = None
     # Build: the dataset seed, the tokenizer's training steps, and the size of each split.
     seed: int = 0
-    tokenizer_steps: int = 320
+    tokenizer_steps: int = TOKENIZER_STEPS
     # Also stop the tokenizer after this many minutes (None: steps only; machine-dependent).
     tokenizer_minutes: float | None = None
     # 1-frame clips (images, distinct scenes from the videos) tokenized into the train shards,
@@ -167,6 +171,7 @@ def prepare_world(cfg: WorldConfig, out_dir: Path, clock: Clock) -> World:
             trainer=trainer,
             loss=LossConfig(recon="l2"),  # the recipe of configs/tokenizer/shapes_small.yaml
             optim=OptimConfig(lr=2e-3, warmup_steps=5 if quick else 40, min_lr_ratio=0.05),
+            ema_decay=None,
         )
     )
 

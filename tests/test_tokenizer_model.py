@@ -29,8 +29,8 @@ TINY = TokenizerConfig(
 )
 
 
-@pytest.mark.parametrize("temporal", [1, 2, 4, 8])
-def test_latent_frames_never_depend_on_later_frames(temporal):
+@pytest.mark.parametrize("temporal, time_kernel", [(1, 3), (2, 3), (4, 3), (8, 3), (4, 1)])
+def test_latent_frames_never_depend_on_later_frames(temporal, time_kernel):
     stages = max(1, temporal.bit_length() - 1)
     cfg = replace(
         TINY,
@@ -38,6 +38,7 @@ def test_latent_frames_never_depend_on_later_frames(temporal):
         spatial_downsample=2,
         patch_size=1,
         channel_mult=(1,) + (2,) * stages,
+        res_time_kernel=time_kernel,
     )
     model = randomized(cfg)
     frames = 1 + 2 * temporal
@@ -65,10 +66,12 @@ def test_an_image_is_a_one_frame_video_in_the_same_code_space():
     assert model.decode(image_codes).shape == (1, 3, 1, 16, 16)
 
 
-@pytest.mark.parametrize("out_blocks", [0, 1])
-def test_chunked_encode_and_decode_equal_one_pass(out_blocks):
-    model = randomized(replace(TINY, decoder_out_blocks=out_blocks))
+@pytest.mark.parametrize("out_blocks, time_kernel", [(0, 3), (1, 3), (1, 1)])
+def test_chunked_encode_and_decode_equal_one_pass(out_blocks, time_kernel):
+    model = randomized(replace(TINY, decoder_out_blocks=out_blocks, res_time_kernel=time_kernel, norm_groups=8))
     assert any(k.startswith("decoder.out_blocks.") for k in model.state_dict()) == (out_blocks > 0)
+    conv = model.decoder.mid[0].conv1.conv
+    assert conv.kernel_size == (time_kernel, 3, 3) and model.decoder.mid[0].norm1.num_groups == 8
     long = video(1 + 4 * 7)
     full = model.encode_latents(long)
     for chunk in (4, 8, 12):
@@ -131,6 +134,8 @@ def test_bad_inputs_say_what_was_expected():
         TokenizerConfig(channel_mult=(1, 2))
     with pytest.raises(ValueError, match="quantizer"):
         TokenizerConfig(quantizer="rvq")
+    with pytest.raises(ValueError, match="res_time_kernel"):
+        TokenizerConfig(res_time_kernel=2)
     with pytest.raises(ValueError, match="unknown field"):
         TokenizerConfig.from_dict({"base_channel": 3})
 

@@ -74,17 +74,24 @@ class FrameGroupNorm(nn.GroupNorm):
         return y * self.weight.view(1, c, 1, 1, 1) + self.bias.view(1, c, 1, 1, 1)
 
 
-def norm(channels: int) -> FrameGroupNorm:
-    return FrameGroupNorm(num_groups=math.gcd(32, channels), num_channels=channels, eps=1e-6)
+def norm(channels: int, groups: int = 32) -> FrameGroupNorm:
+    """Per-frame GroupNorm with gcd(groups, channels) groups (groups == channels: each channel
+    alone, which on sparse frames normalizes away the ratios between channels that carry color)."""
+    return FrameGroupNorm(num_groups=math.gcd(groups, channels), num_channels=channels, eps=1e-6)
 
 
 class ResBlock(nn.Module):
-    """norm -> SiLU -> causal 3x3x3 conv, twice, plus a (projected) skip."""
+    """norm -> SiLU -> causal (time_kernel)x3x3 conv, twice, plus a (projected) skip.
 
-    def __init__(self, c_in: int, c_out: int):
+    time_kernel 1 makes both convolutions per-frame spatial ones (a third of the cost); time is
+    then mixed by the resampling and input / output convolutions around the blocks.
+    """
+
+    def __init__(self, c_in: int, c_out: int, time_kernel: int = 3, groups: int = 32):
         super().__init__()
-        self.norm1, self.conv1 = norm(c_in), CausalConv3d(c_in, c_out)
-        self.norm2, self.conv2 = norm(c_out), CausalConv3d(c_out, c_out)
+        kernel = (time_kernel, 3, 3)
+        self.norm1, self.conv1 = norm(c_in, groups), CausalConv3d(c_in, c_out, kernel)
+        self.norm2, self.conv2 = norm(c_out, groups), CausalConv3d(c_out, c_out, kernel)
         self.skip = nn.Conv3d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         nn.init.zeros_(self.conv2.conv.weight)  # each block starts as the identity
         nn.init.zeros_(self.conv2.conv.bias)
@@ -145,10 +152,10 @@ class Upsample(nn.Module):
 class SpatialAttention(nn.Module):
     """Self-attention over the H * W positions of each frame separately (causal in time)."""
 
-    def __init__(self, channels: int, heads: int = 1):
+    def __init__(self, channels: int, heads: int = 1, groups: int = 32):
         super().__init__()
         self.heads = heads
-        self.norm = norm(channels)
+        self.norm = norm(channels, groups)
         self.qkv = nn.Conv3d(channels, 3 * channels, 1)
         self.out = nn.Conv3d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)

@@ -16,10 +16,14 @@ from .config import TokenizerConfig
 from .quantizers import Quantized, build_bottleneck
 
 
-def _mid(channels: int, attention: bool) -> nn.Sequential:
-    layers = [ResBlock(channels, channels)]
-    if attention:
-        layers += [SpatialAttention(channels), ResBlock(channels, channels)]
+def _block(cfg: TokenizerConfig, c_in: int, c_out: int) -> ResBlock:
+    return ResBlock(c_in, c_out, cfg.res_time_kernel, cfg.norm_groups)
+
+
+def _mid(cfg: TokenizerConfig, channels: int) -> nn.Sequential:
+    layers = [_block(cfg, channels, channels)]
+    if cfg.attention:
+        layers += [SpatialAttention(channels, groups=cfg.norm_groups), _block(cfg, channels, channels)]
     return nn.Sequential(*layers)
 
 
@@ -33,11 +37,11 @@ class Encoder(nn.Module):
         self.conv_in = CausalConv3d(3 * self.patch**2, widths[0])
         stages = []
         for k, (space, time) in enumerate(cfg.stage_strides()):
-            blocks = [ResBlock(widths[k], widths[k]) for _ in range(cfg.num_res_blocks)]
+            blocks = [_block(cfg, widths[k], widths[k]) for _ in range(cfg.num_res_blocks)]
             stages.append(nn.Sequential(*blocks, Downsample(widths[k], widths[k + 1], space, time)))
         self.stages = nn.Sequential(*stages)
-        self.mid = _mid(widths[-1], cfg.attention)
-        self.norm_out = norm(widths[-1])
+        self.mid = _mid(cfg, widths[-1])
+        self.norm_out = norm(widths[-1], cfg.norm_groups)
         self.conv_out = CausalConv3d(widths[-1], out_dim, kernel=(1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,16 +58,16 @@ class Decoder(nn.Module):
         super().__init__()
         widths = [cfg.base_channels * m for m in cfg.channel_mult]
         self.conv_in = CausalConv3d(in_dim, widths[-1])
-        self.mid = _mid(widths[-1], cfg.attention)
+        self.mid = _mid(cfg, widths[-1])
         stages = []
         for k, (space, time) in reversed(list(enumerate(cfg.stage_strides()))):
-            blocks = [ResBlock(widths[k + 1], widths[k + 1]) for _ in range(cfg.num_res_blocks + 1)]
+            blocks = [_block(cfg, widths[k + 1], widths[k + 1]) for _ in range(cfg.num_res_blocks + 1)]
             stages.append(nn.Sequential(*blocks, Upsample(widths[k + 1], widths[k], space, time)))
         self.stages = nn.Sequential(*stages)
         self.out_blocks = nn.Sequential(
-            *[ResBlock(widths[0], widths[0]) for _ in range(cfg.decoder_out_blocks)]
+            *[_block(cfg, widths[0], widths[0]) for _ in range(cfg.decoder_out_blocks)]
         )
-        self.norm_out = norm(widths[0])
+        self.norm_out = norm(widths[0], cfg.norm_groups)
         self.patch = cfg.patch_size
         self.conv_out = CausalConv3d(widths[0], 3 * self.patch**2)
 
