@@ -41,10 +41,12 @@ from .world import TOKENIZER_STEPS, Clock, WorldConfig, prepare_world
 # captioned ones in 3 of 4 rows).
 GENERATOR_PRESET = "mini"
 # Training budgets of the full run, in steps (the learning-rate schedule decays over exactly these
-# steps), so a seed gives the same figures on any machine. Chosen for at most 15 minutes end to
-# end on the 2-core machine vtlm is developed on (2 threads, nothing else running): the README
-# has the measured times, stage by stage.
+# steps; the tokenizer's, TOKENIZER_STEPS, belongs to the world), so a seed gives the same figures
+# on any machine. Chosen for about 15 minutes end to end on the 2-core machine vtlm is developed
+# on (2 threads, nothing else running): the README has the measured times, stage by stage.
 GENERATOR_STEPS = 400
+# The evaluation's attribute classifier: 160 of its default 300 steps.
+CLASSIFIER_STEPS = 160
 # The generator families the demo can train; `make demo` compares the first two.
 FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")
 # The quick run's sampling sweep on the continuation protocol: one point per family.
@@ -104,8 +106,8 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool, anti_drif
         sweep_protocol="shapes-rollout" if anti_drift else "shapes-cont5",
         cost_warmup=False,  # each generator is measured right after it generated the clips
         classifier_cache=str(out_dir / "eval_cache"),
-        # quick: plumbing only, its adherence means little; full: 160 of the default 300 steps
-        classifier_steps=20 if quick else 160,
+        # quick: plumbing only, its adherence means little
+        classifier_steps=20 if quick else CLASSIFIER_STEPS,
         bootstrap=200 if quick else 2000,
         cost_repeats=1,
     )

@@ -235,14 +235,19 @@ def test_report_renders_again_from_results_json_as_read_back(demo_eval, tmp_path
     assert again.count("<table") == first.count("<table")
 
 
-def test_compare_refuses_generators_with_different_tokenizers(debug_gpt_run, debug_diffusion_run, tmp_path):
+def test_compare_refuses_generators_with_different_tokenizers(demo_eval, tmp_path):
+    """The quick demo's GPT and DiT (one tokenizer) pass; a copy of the DiT that records another
+    tokenizer's hash is refused."""
     from vtlm.eval.generators import check_shared_tokenizer, describe
 
+    demo = demo_eval[1].parent
+    gpt, diffusion = demo / "gpt" / "gpt", demo / "diffusion" / "diffusion"
+    check_shared_tokenizer({"gpt": describe(gpt), "diffusion": describe(diffusion)})
     other = tmp_path / "diffusion"
-    shutil.copytree(debug_diffusion_run / "diffusion", other)
+    shutil.copytree(diffusion, other)
     config = yaml.safe_load((other / "config.yaml").read_text())
     config["tokenizer"]["sha256"] = "0" * 64
     (other / "config.yaml").write_text(yaml.safe_dump(config))
-    described = {"gpt": describe(debug_gpt_run / "gpt"), "diffusion": describe(other)}
+    described = {"gpt": describe(gpt), "diffusion": describe(other)}
     with pytest.raises(ValueError, match="must share one tokenizer"):
         check_shared_tokenizer(described)

@@ -25,6 +25,16 @@ def test_readme_opens_with_the_two_commands():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_states_the_demo_budgets_the_code_uses():
+    from vtlm.cli.demo import CLASSIFIER_STEPS, GENERATOR_STEPS, TOKENIZER_STEPS
+
+    stated = re.search(
+        r"tokenizer ([\d,]+), each generator ([\d,]+), the evaluation's\s+attribute classifier ([\d,]+)", README
+    )
+    assert stated, "README no longer states the demo's step budgets"
+    assert [int(g.replace(",", "")) for g in stated.groups()] == [TOKENIZER_STEPS, GENERATOR_STEPS, CLASSIFIER_STEPS]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # trains and evaluates end to end: minutes, more under load
 def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch, capsys):
