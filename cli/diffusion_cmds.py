@@ -59,7 +59,8 @@ def fit(
         optim: AdamW and the warmup + cosine schedule.
         data: token shards, text model, window length, batch size.
         trainer: run directory, steps, time budget, hardware, precision, strategy, resumption.
-        ema_decay: EMA of the weights (evaluated and exported); null to turn off.
+        ema_decay: EMA of the weights (evaluated and exported); null to turn off. The decay
+            in use at step n is min(ema_decay, (1 + n) / (10 + n)): 0.99 at step 900.
     """
     from vtlm.diffusion.training import DiffusionModule
 

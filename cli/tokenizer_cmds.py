@@ -39,7 +39,8 @@ def fit(
         optim: AdamW and the warmup + cosine schedule.
         data: training clips (built-in or a folder), image share, batch sizes.
         trainer: run directory, steps, time budget, hardware, checkpoints, resumption.
-        ema_decay: EMA of the weights (evaluated and exported); null to turn off.
+        ema_decay: EMA of the weights (evaluated and exported); null to turn off. The decay
+            in use at step n is min(ema_decay, (1 + n) / (10 + n)): 0.99 at step 900.
     """
     from vtlm.data.video_datamodule import VideoDataModule
     from vtlm.tokenizer.training import TokenizerModule, count_parameters
