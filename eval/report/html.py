@@ -48,6 +48,7 @@ table { border-collapse: collapse; margin: .6em 0; font-size: 13px; display: blo
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
 th { background: #f2f2f2; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
 .meta td, .meta th { text-align: left; white-space: normal; }
+#generators td:nth-last-child(-n+2), #generators th:nth-last-child(-n+2) { text-align: left; white-space: normal; min-width: 14em; }
 code { background: #f4f4f4; padding: 1px 4px; word-break: break-all; }
 .warn { background: #fff4d6; border: 1px solid #e6c15a; padding: .4em 1em; }
 .note { color: #555; font-size: 13px; }
