@@ -12,8 +12,9 @@ The exponent's interval is a percentile bootstrap over the points, resampled wit
 within each compute level (points whose compute lies within 0.1 decade of each other: one
 budget), so every resample keeps the sweep's budgets and the slope stays defined. With two
 budgets and three sizes a family has six points: the interval is wide, and says so. A metric
-that does not vary over a family's points (every clip at the floor) is not fitted. Two families' lines cross where ``a1 + b1 u = a2 + b2 u``; the crossing is reported with
-the measured compute range, so an extrapolated one is never read as measured.
+that does not vary over a family's points (every clip at the floor) is not fitted. Two
+families' lines cross where ``a1 + b1 u = a2 + b2 u``; the crossing is reported with the
+measured compute range, so an extrapolated one is never read as measured.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def fit_scaling(
     seed: int = 0,
 ) -> dict | None:
     """The fit of ``values`` against ``flops`` in ``form``; None with fewer than two compute
-    levels or values that do not vary. Returns intercept ``a``, ``exponent`` b with its bootstrap interval, R^2,
-    n, the compute range and ``curve``: the fitted line at 50 points over that range."""
+    levels or values that do not vary. Returns intercept ``a``, ``exponent`` b with its bootstrap
+    interval, R^2, n, the compute range and ``curve``: the fitted line at 50 points over that
+    range."""
     if form not in FORMS:
         raise ValueError(f"form: expected one of {sorted(FORMS)}, got {form!r}")
     pairs = [(c, v) for c, v in zip(flops, values) if c and c > 0 and v is not None and math.isfinite(v)]
@@ -94,7 +96,7 @@ def fit_scaling(
         pick = np.concatenate([rng.choice(level, len(level)) for level in levels])
         slopes.append(_line(u[pick], q[pick])[1])
     tail = (1.0 - confidence) / 2
-    low, high = np.quantile(slopes, [tail, 1 - tail]) if slopes else (np.nan, np.nan)
+    low, high = np.quantile(slopes, [tail, 1 - tail]) if slopes else (np.nan, np.nan)  # resamples 0
     grid = np.linspace(u.min(), u.max(), 50)
     return {
         "form": form,

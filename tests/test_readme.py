@@ -29,10 +29,15 @@ def test_readme_states_the_demo_budgets_the_code_uses():
     from vtlm.cli.demo import CLASSIFIER_STEPS, GENERATOR_STEPS, TOKENIZER_STEPS
 
     stated = re.search(
-        r"tokenizer ([\d,]+), each generator ([\d,]+), the evaluation's\s+attribute classifier ([\d,]+)", README
+        r"tokenizer ([\d,]+), each generator ([\d,]+), the evaluation's\s+attribute classifier ([\d,]+)",
+        README,
     )
     assert stated, "README no longer states the demo's step budgets"
-    assert [int(g.replace(",", "")) for g in stated.groups()] == [TOKENIZER_STEPS, GENERATOR_STEPS, CLASSIFIER_STEPS]
+    assert [int(g.replace(",", "")) for g in stated.groups()] == [
+        TOKENIZER_STEPS,
+        GENERATOR_STEPS,
+        CLASSIFIER_STEPS,
+    ]
 
 
 @pytest.mark.slow

@@ -68,7 +68,9 @@ def test_an_image_is_a_one_frame_video_in_the_same_code_space():
 
 @pytest.mark.parametrize("out_blocks, time_kernel", [(0, 3), (1, 3), (1, 1)])
 def test_chunked_encode_and_decode_equal_one_pass(out_blocks, time_kernel):
-    model = randomized(replace(TINY, decoder_out_blocks=out_blocks, res_time_kernel=time_kernel, norm_groups=8))
+    model = randomized(
+        replace(TINY, decoder_out_blocks=out_blocks, res_time_kernel=time_kernel, norm_groups=8)
+    )
     assert any(k.startswith("decoder.out_blocks.") for k in model.state_dict()) == (out_blocks > 0)
     conv = model.decoder.mid[0].conv1.conv
     assert conv.kernel_size == (time_kernel, 3, 3) and model.decoder.mid[0].norm1.num_groups == 8

@@ -76,7 +76,7 @@ class FrameGroupNorm(nn.GroupNorm):
 
 def norm(channels: int, groups: int = 32) -> FrameGroupNorm:
     """Per-frame GroupNorm with gcd(groups, channels) groups (groups == channels: each channel
-    alone, which on sparse frames normalizes away the ratios between channels that carry color)."""
+    normalized alone)."""
     return FrameGroupNorm(num_groups=math.gcd(groups, channels), num_channels=channels, eps=1e-6)
 
 
