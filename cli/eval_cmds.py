@@ -1,7 +1,9 @@
-"""``vtlm eval run`` and ``vtlm eval compare``: generators through the shared harness."""
+"""``vtlm eval run`` and ``vtlm eval compare``: generators through the shared harness;
+``vtlm eval classifier``: the built-in world's attribute classifier, trained and cached."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -40,7 +42,34 @@ def compare(generators: list[str], out: str = "runs/eval", eval: EvalConfig = Ev
     return out
 
 
-COMMANDS = {"run": run, "compare": compare}
+def classifier(out: str = "runs/eval_cache", steps: int | None = None, frames: int = 17) -> str:
+    """Train the built-in world's attribute classifier, the one the demo's evaluation judges
+    with, into a cache folder under ``out``. vtlm ships it trained (in
+    vtlm/eval/adherence/weights, made by this command with ``--out`` there), so the harness
+    loads it instead of training; this command rebuilds it.
+
+    Args:
+        out: the cache folder to write it in (the harness's ``--eval.classifier_cache``).
+        steps: training steps (None: the classifier's default, the shipped one's).
+        frames: frames of the clips it judges (the harness's ``--eval.classifier_frames``).
+    """
+    from vtlm.eval.adherence.classifier import ClassifierConfig, cache_path, train_and_cache
+
+    from .world import SHAPES
+
+    cfg = ClassifierConfig(
+        data=dataclasses.replace(SHAPES, num_frames=frames), **({"steps": steps} if steps else {})
+    )
+    model = train_and_cache(cfg, out, progress=True)
+    accuracies = ", ".join(
+        f"{name} {value:.3f}" for name, value in model.heldout.items() if isinstance(value, float)
+    )
+    print(f"held-out (val split) accuracies: {accuracies}")
+    print(f"wrote {cache_path(cfg, out)}")
+    return str(cache_path(cfg, out))
+
+
+COMMANDS = {"run": run, "compare": compare, "classifier": classifier}
 
 
 def prepare_args(args: list[str]) -> list[str]:

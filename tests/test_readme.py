@@ -26,17 +26,19 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_readme_states_the_demo_budgets_the_code_uses():
-    from vtlm.cli.demo import CLASSIFIER_STEPS, GENERATOR_STEPS, TOKENIZER_STEPS
+    from vtlm.cli.demo import GENERATOR_STEPS, TOKENIZER_STEPS
+    from vtlm.eval.adherence.classifier import ClassifierConfig
 
     stated = re.search(
-        r"tokenizer ([\d,]+), each generator ([\d,]+), the evaluation's\s+attribute classifier ([\d,]+)",
+        r"tokenizer ([\d,]+), each generator ([\d,]+); the evaluation's\s+attribute classifier ships trained "
+        r"\(([\d,]+) steps",
         README,
     )
     assert stated, "README no longer states the demo's step budgets"
     assert [int(g.replace(",", "")) for g in stated.groups()] == [
         TOKENIZER_STEPS,
         GENERATOR_STEPS,
-        CLASSIFIER_STEPS,
+        ClassifierConfig().steps,
     ]
 
 

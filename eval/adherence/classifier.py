@@ -339,6 +339,12 @@ def evaluate(model: AttributeClassifier, num_clips: int = 400, split: str = "val
     return report
 
 
+# Classifiers trained once and shipped with vtlm, as cache folders: the built-in world's (the
+# demo's), so every run on that world judges with the same weights on every machine, and none
+# spends minutes training it. `vtlm eval classifier --out <this folder>` rebuilds them.
+SHIPPED_DIR = Path(__file__).parent / "weights"
+
+
 def cache_path(cfg: ClassifierConfig, cache_dir: str | os.PathLike) -> Path:
     """The model directory of ``cfg`` inside ``cache_dir``."""
     return Path(cache_dir) / f"shapes-classifier-v{VERSION}-{cfg.key()}"
@@ -357,19 +363,28 @@ def load_classifier(path: str | os.PathLike) -> AttributeClassifier:
 def load_or_train(
     cfg: ClassifierConfig, cache_dir: str | os.PathLike, progress: bool = False
 ) -> AttributeClassifier:
-    """The classifier of ``cfg`` from ``cache_dir``, trained and cached there first if missing.
+    """The classifier of ``cfg`` from ``cache_dir`` or from the ones shipped with vtlm
+    (SHIPPED_DIR), else trained and cached in ``cache_dir`` first.
 
     The cache folder (named by :meth:`ClassifierConfig.key`) is written atomically (a temporary
     folder renamed into place); its config.yaml records the held-out (val split) accuracies of
     :func:`evaluate` and the training time.
     """
-    path = cache_path(cfg, cache_dir)
-    if path.is_dir():
-        return load_classifier(path)
+    for folder in (Path(cache_dir), SHIPPED_DIR):
+        if cache_path(cfg, folder).is_dir():
+            return load_classifier(cache_path(cfg, folder))
+    return train_and_cache(cfg, cache_dir, progress)
+
+
+def train_and_cache(
+    cfg: ClassifierConfig, cache_dir: str | os.PathLike, progress: bool = False
+) -> AttributeClassifier:
+    """Train the classifier of ``cfg`` and write it to its cache folder in ``cache_dir`` (an
+    existing one is replaced atomically), with its held-out accuracies and training time."""
     began = time.perf_counter()
     model = train_classifier(cfg, progress)
     seconds = round(time.perf_counter() - began, 1)
     model.heldout = evaluate(model, cfg.val_clips, "val")
     extra = {"version": VERSION, "heldout": model.heldout, "train_seconds": seconds}
-    save_model_dir(path, KIND, cfg.to_dict(), model.state_dict(), extra)
+    save_model_dir(cache_path(cfg, cache_dir), KIND, cfg.to_dict(), model.state_dict(), extra)
     return model
