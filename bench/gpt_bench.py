@@ -23,6 +23,7 @@ from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
 from vtlm.gpt.sampling import SamplingConfig, choose
 from vtlm.layers.cross_entropy import linear_cross_entropy
+from vtlm.layers.quant import int8_copy, weight_bytes
 
 from .timing import measure
 
@@ -260,7 +261,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         }
         if batch == 1:
             weights = models["vtlm"]
-            bound = bandwidth / sum(p.numel() * p.element_size() for p in weights.parameters())
+            bound = bandwidth / weight_bytes(weights)
             floor = matmul_floor(weights)
             row.update(
                 {
@@ -272,4 +273,35 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
                 }
             )
         rows.append(row)
+    fp32 = next(row for row in rows if row["id"] == "gpt_sample_b1")
+    rows.append(int8_sampling_row(ours, new, repeats, bandwidth, fp32, shape))
+    notes.append(
+        f"GPT sampling at batch 1 with int8 weight-only linear layers: {rows[-1]['vs_fp32']:.2f}x the "
+        f"float32 rate of this run ({rows[-1]['vtlm']:.0f} against {fp32['vtlm']:.0f} tokens/s)"
+    )
     return rows, notes
+
+
+def int8_sampling_row(model: GPT, new: int, repeats: int, bandwidth: float, fp32: dict, shape: dict) -> dict:
+    """Batch-1 sampling with int8 weight-only linear layers (vtlm.layers.quant), beside the
+    float32 row ``fp32`` of the same run; the memory-bandwidth bound from the int8 bytes."""
+    int8 = int8_copy(model)
+    prompt = torch.randint(0, VOCAB, (1, PROMPT))
+    rate = measure(
+        "sample vtlm b1 int8 weights",
+        lambda: vtlm_generate(int8, prompt, new, torch.Generator().manual_seed(0)),
+        new,
+        "tokens/s",
+        repeats=repeats,
+    )
+    return {
+        "id": "gpt_sample_b1_int8",
+        "workload": f"GPT sampling, batch 1, {PROMPT}+{new} tokens, top-k, int8 weights",
+        "unit": "tokens/s",
+        "vtlm": rate.median_rate,
+        "vtlm_spread": rate.spread,
+        "peers": {},
+        "shape": {**shape, "batch": 1, "dtype": "float32, int8 weights"},
+        "vs_fp32": rate.median_rate / fp32["vtlm"],
+        "bandwidth_bound": bandwidth / weight_bytes(int8),
+    }

@@ -55,8 +55,9 @@ class SamplingSettings:
     )
     # Sweeps on the sweep protocol: family -> setting of its sampling config -> values, each a
     # variant beside the default (one setting changed at a time; a value equal to the default
-    # is skipped). E.g. {gpt: {temperature: [0.7], reencode_context: [true]}}; {} runs none.
-    sweeps: dict[str, dict[str, list[bool | int | float]]] = dataclasses.field(
+    # is skipped). E.g. {gpt: {temperature: [0.7], reencode_context: [true], weights: [int8]}};
+    # {} runs none.
+    sweeps: dict[str, dict[str, list[bool | int | float | str]]] = dataclasses.field(
         default_factory=_default_sweeps
     )
 
@@ -149,7 +150,7 @@ def sweep_variants(default: Variant, sampling: SamplingSettings) -> list[Variant
                 continue
             model = _with_setting(default.model, attribute, dataclasses.replace(base, **{setting: value}))
             settings = {**default.settings, setting: value}
-            label = f"{setting}={value if isinstance(value, bool) else format(value, 'g')}"
+            label = f"{setting}={value if isinstance(value, (bool, str)) else format(value, 'g')}"
             out.append(Variant(default.generator, label, default.kind, settings, model))
     return out
 

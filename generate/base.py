@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 
 import torch
+import torch.nn as nn
 
 from vtlm.train.checkpoint import load_model_dir
 
@@ -81,6 +82,11 @@ class CodeGenerator(LoadedGenerator):
                 f"tokenizer: {self.tokenizer.codebook_size} codes, the {self.kind} model expects {self.cfg.codebook_size}"
             )
 
+    def network(self) -> nn.Module:
+        """The network ``generate`` samples with (the loaded model; a family may derive one
+        from its sampling config)."""
+        return self.model
+
     @torch.no_grad()
     def generate(
         self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
@@ -88,6 +94,7 @@ class CodeGenerator(LoadedGenerator):
         """Videos (B, 3, num_frames, R, R) in [-1, 1]; prefix frames come back unchanged."""
         ids = caption_ids(self.text, captions, self.cfg.text_len)
         device = next(self.model.parameters()).device
+        network = self.network()
         prefix_codes = None
         if prefix is not None:
             check_prefix(prefix, len(captions), self.resolution)
@@ -96,7 +103,7 @@ class CodeGenerator(LoadedGenerator):
         frames = self.latent_frames(num_frames)[0]
         sample = type(self).sample_codes
         codes = sample(
-            self.model, ids, frames, self.sampling, prefix_codes, generator, round_trip(self.tokenizer)
+            network, ids, frames, self.sampling, prefix_codes, generator, round_trip(self.tokenizer)
         )
         video = self.tokenizer.decode(codes)
         if prefix is not None:

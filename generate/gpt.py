@@ -11,6 +11,7 @@ from vtlm.gpt.model import GPT
 from vtlm.gpt.parallel import parallel_calls
 from vtlm.gpt.sampling import SamplingConfig, sample_codes
 from vtlm.gpt.stream import network_calls
+from vtlm.layers.quant import int8_copy
 
 from .base import CodeGenerator
 
@@ -40,12 +41,20 @@ class GPTGenerator(CodeGenerator):
         # (frames, prefix frames, sampling) -> network calls of the last generate (the harness's
         # sweeps share this dict between shallow copies that differ in sampling)
         self.counted: dict[tuple[int, int, str], int] = {}
+        # sampling.weights -> the network sampled with, made once (shared like ``counted``)
+        self.networks: dict[str, torch.nn.Module] = {"fp32": self.model}
+
+    def network(self) -> torch.nn.Module:
+        """The loaded model, or its int8 copy (made on first use) when ``sampling.weights`` asks."""
+        if self.sampling.weights not in self.networks:
+            self.networks[self.sampling.weights] = int8_copy(self.model)
+        return self.networks[self.sampling.weights]
 
     def generate(
         self, captions: list[str], num_frames: int, prefix: torch.Tensor | None = None, seed: int = 0
     ) -> torch.Tensor:
         """As ``CodeGenerator.generate``; also records the network calls it made."""
-        with network_calls(self.model) as calls:
+        with network_calls(self.network()) as calls:
             video = super().generate(captions, num_frames, prefix, seed)
         self.counted[(num_frames, 0 if prefix is None else prefix.shape[2], repr(self.sampling))] = calls[0]
         return video

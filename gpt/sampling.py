@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vtlm.layers.quant import int8_copy, is_int8
+
 from .choice import choose, filter_logits  # noqa: F401  (the sampler's public choosers)
 from .jacobi import decode_jacobi
 from .model import GPT
@@ -60,8 +62,14 @@ class SamplingConfig:
     # plain sampler; 1: diagonal decoding. Not exact: a token does not see the end of the rows
     # above it, still undecided. Runs attention on SDPA (a flash-attn cache takes no mask).
     row_lag: int = 0
+    # Weights the network runs with: "fp32" as trained, or "int8" (weight-only, one scale per
+    # output channel, vtlm.layers.quant): a quarter of the weight bytes read per token. Applies
+    # to every linear layer; embeddings and norms stay as they are.
+    weights: str = "fp32"
 
     def __post_init__(self):
+        if self.weights not in ("fp32", "int8"):
+            raise ValueError(f"weights: expected 'fp32' or 'int8', got {self.weights!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature: expected >= 0 (0 is greedy), got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -133,6 +141,8 @@ def sample_codes(
     The window slides once the video outgrows ``model.cfg.max_frames`` latent frames. Captions
     and prefix that do not fit the model are refused before any network call.
     """
+    if cfg.weights == "int8" and not is_int8(model):
+        model = int8_copy(model)  # a copy per call; the GPT generator keeps one instead
     m = model.cfg
     batch = len(captions)
     t0 = check_request(m, captions, num_frames, prefix, cfg.reencode_context and reencode is None)

@@ -129,8 +129,10 @@ def test_targets_hold_fail_or_are_not_measured_by_the_numbers():
     assert targets["tokenizer_encode"]["status"] == "does not hold"
     assert targets["tokenizer_encode"]["margin"] == pytest.approx(0.75)
     assert targets["token_loader"]["status"] == "holds"
+    assert targets["gpt_sample_b1_floor"]["detail"] == "floor not measured"
+    assert targets["rolling_cache"]["detail"] == targets["parallel_calls"]["detail"] == "workload not run"
     lines = format_targets(list(targets.values())).splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 9
     assert "GPT sampling at batch 1 >= 2x HF GPT-2: not measured (peer missing: hf-gpt2)" in lines[2]
 
 
@@ -142,12 +144,30 @@ def test_sampling_target_names_the_matmul_cap():
         "cap any sampler of this model at 240 tokens/s, 1.50x the peer; vtlm runs at 83% of that cap"
         in (target["detail"])
     )
+    (floor,) = [t for t in evaluate_targets([row]) if t["id"] == "gpt_sample_b1_floor"]
+    assert floor["status"] == "does not hold" and floor["margin"] == pytest.approx(200 / 240 / 0.9)
+    line = format_targets([floor])
+    assert (
+        "of the fp32 matmul floor measured in the same run: does not hold: 83.3% (needs 90%), -7% under"
+        in line
+    )
 
 
 def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
     rows, notes = run_gpt_bench(quick=True)
     by_id = {row["id"]: row for row in rows}
-    assert set(by_id) == {"gpt_train", "gpt_sample_b1", "gpt_sample_b8", "gpt_sample_b1_bf16"}
+    assert set(by_id) == {
+        "gpt_train",
+        "gpt_sample_b1",
+        "gpt_sample_b8",
+        "gpt_sample_b1_bf16",
+        "gpt_sample_b1_int8",
+    }
+    int8 = by_id["gpt_sample_b1_int8"]
+    assert int8["vs_fp32"] == pytest.approx(int8["vtlm"] / by_id["gpt_sample_b1"]["vtlm"])
+    # int8 weights: about a quarter of the bytes to read, so about 4x the float32 bandwidth bound
+    assert 3 < int8["bandwidth_bound"] / by_id["gpt_sample_b1"]["bandwidth_bound"] < 4
+    assert any(note.startswith("GPT sampling at batch 1 with int8 weight-only") for note in notes)
     assert by_id["gpt_train"]["mfu"] > 0 and by_id["gpt_train"]["matmul_peak_gflops"] > 0
     assert by_id["gpt_sample_b1_bf16"]["shape"]["dtype"] == "bfloat16"
     for key in ("gpt_sample_b1", "gpt_sample_b1_bf16"):
@@ -203,8 +223,21 @@ def test_quick_bench_of_the_new_workloads_without_peers(quick_bench):
         (note,) = [n for n in report["notes"] if n.startswith(f"throughput: {family} ")]
         assert f"at its best batch, {best} of [1, 2]" in note
     lines = [line for line in result.stdout.splitlines() if line.startswith("target: ")]
-    assert len(lines) == len(report["targets"]) == 6
-    assert all("not measured" in line for line in lines)
+    assert len(lines) == len(report["targets"]) == 9
+    # the generation workload measures the decoding targets; the others need the gpt workload or peers
+    targets = {t["id"]: t for t in report["targets"]}
+    rolling = rows["generation_gpt_rollout_rolling"]
+    assert targets["rolling_cache"]["measured"] == rolling["speedup_vs_reencode"] > 0
+    parallel = [
+        row for key, row in rows.items() if key.startswith(("generation_gpt_rows", "generation_gpt_jacobi"))
+    ]
+    assert len(parallel) == 4  # Jacobi greedy and at temperature 1, rows in parallel at lags 1 and 2
+    fewest = max(row["sequential_calls"] / row["network_calls"] for row in parallel)
+    assert targets["parallel_calls"]["measured"] == pytest.approx(fewest) and fewest > 1
+    measured = [line for line in lines if "not measured" not in line]
+    assert len(measured) == 2 and all(
+        ("rolling cache" in line) != ("parallel GPT" in line) for line in measured
+    )
     if not torch.cuda.is_available():
         assert SKIP_NOTE in report["notes"] and not any(key.startswith("gpu") for key in rows)
 

@@ -147,11 +147,14 @@ def test_sweeps_change_one_setting_at_a_time_and_name_it():
     from vtlm.eval.generators import SamplingSettings, Variant, sweep_variants
     from vtlm.gpt.sampling import SamplingConfig
 
-    sampling = SamplingSettings(sweeps={"gpt": {"temperature": [1.0, 0.7], "reencode_context": [True]}})
+    sweeps = {"temperature": [1.0, 0.7], "reencode_context": [True], "weights": ["int8"]}
+    sampling = SamplingSettings(sweeps={"gpt": sweeps})
     model = SimpleNamespace(sampling=sampling.gpt, weights=object())
     default = Variant("gpt", "default", "gpt", {}, model)
     variants = sweep_variants(default, sampling)
-    assert [v.label for v in variants] == ["temperature=0.7", "reencode_context=True"]  # 1.0 is the default
+    # 1.0 is the default temperature; a setting's value may be a word
+    assert [v.label for v in variants] == ["temperature=0.7", "reencode_context=True", "weights=int8"]
+    assert variants[2].model.sampling.weights == "int8" and variants[2].settings == {"weights": "int8"}
     assert variants[1].model.sampling == SamplingConfig(top_k=100, cfg_scale=3.0, reencode_context=True)
     assert all(v.model.weights is model.weights for v in variants) and model.sampling is sampling.gpt
     assert sweep_variants(Variant("d", "default", "diffusion", {}, model), SamplingSettings(sweeps={})) == []
@@ -216,6 +219,26 @@ def test_harness_writes_every_row_and_report_file(demo_eval):
         run = yaml.safe_load((Path(results["generators"][gen]["path"]).parent / "run.yaml").read_text())
         assert training["steps"] == run["trainer"]["max_steps"]
         assert training["seconds"] > 0 and training["flops"] > 0
+
+
+def test_a_set_level_figure_of_one_seed_has_no_interval_and_still_shows(demo_eval):
+    """The quick demo runs one seed: its Frechet distances are one value each, reported without
+    an interval (not a zero-width one), printed without brackets and still drawn."""
+    from vtlm.eval.report.formats import format_figure
+
+    results, out = demo_eval
+    assert results["settings"]["seeds"] == [0]
+    figures = [r["metrics"]["classifier_fd"] for r in results["results"] if "classifier_fd" in r["metrics"]]
+    assert figures and all(f["ci_low"] is None and f["ci_high"] is None for f in figures)
+    assert all(f["kind"] == "set-level, one seed (no interval)" and f["mean"] > 0 for f in figures)
+    t2v = next(r for r in results["results"] if r["protocol"] == "shapes-t2v" and r["generator"] == "gpt")
+    cell = format_figure(t2v["metrics"]["classifier_fd"])
+    assert "[" not in cell and f"| {cell} |" in (out / "report.md").read_text()
+    from vtlm.eval.report import plots
+
+    rows = [r for r in results["results"] if r["protocol"] == "shapes-t2v"]
+    fig = plots.bar_plot(rows, plots.generator_colors([r["generator"] for r in rows]), "t2v")
+    assert any(ax.get_title().startswith("classifier_fd") for ax in fig.axes if ax.get_visible())
 
 
 def test_report_renders_again_from_results_json_as_read_back(demo_eval, tmp_path):

@@ -71,6 +71,7 @@ def test_readme_commands_and_examples_run_as_written(tmp_path, monkeypatch, caps
     assert (tmp_path / "runs/eval/readme/report.html").is_file()
     assert (tmp_path / "runs/eval/rollout/results.json").is_file()
     assert (tmp_path / "runs/samples/rows/sample_000.mp4").is_file()  # rows decoded in parallel
+    assert (tmp_path / "runs/samples/int8/sample_000.mp4").is_file()  # int8 weights
     tsv = (tmp_path / "runs/sweeps/kinetics600_gpu/points.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 36 and (tmp_path / "runs/sweeps/kinetics600_gpu/launch_slurm.sh").is_file()
     scope: dict = {}

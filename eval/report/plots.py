@@ -101,10 +101,19 @@ def _floats(values: Sequence) -> list[float]:
 
 
 def _finite_figure(figure: dict | None) -> bool:
-    return bool(figure) and all(
-        isinstance(figure.get(k), (int, float)) and math.isfinite(figure[k])
-        for k in ("mean", "ci_low", "ci_high")
-    )
+    """A figure with a finite mean (its interval may be missing: a set-level figure of one seed)."""
+    return bool(figure) and isinstance(figure.get("mean"), (int, float)) and math.isfinite(figure["mean"])
+
+
+def _error_bars(figures: Sequence[dict]) -> list[list[float]]:
+    """Matplotlib's yerr: [below, above] each mean, 0 where a figure has no interval."""
+    below, above = [], []
+    for f in figures:
+        low, high = f.get("ci_low"), f.get("ci_high")
+        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high))
+        below.append(f["mean"] - low if finite else 0.0)
+        above.append(high - f["mean"] if finite else 0.0)
+    return [below, above]
 
 
 # Sampling-cost axes of the Pareto plot: the cost dict's key -> axis label.
@@ -151,7 +160,7 @@ def pareto_plot(
         ax.errorbar(
             [costs[i] for i in mine],
             [means[i] for i in mine],
-            yerr=[[means[i] - figures[i]["ci_low"] for i in mine], [figures[i]["ci_high"] - means[i] for i in mine]],
+            yerr=_error_bars([figures[i] for i in mine]),
             fmt=MARKERS[g % len(MARKERS)], color=colors[generator], ms=7, capsize=3, zorder=3, label=generator,
         )  # fmt: skip
         for i in mine:
@@ -260,7 +269,7 @@ def bar_plot(rows: Sequence[dict], colors: dict[str, str], title: str) -> Figure
         ax.errorbar(
             x,
             [f["mean"] for f in figures],
-            yerr=[[f["mean"] - f["ci_low"] for f in figures], [f["ci_high"] - f["mean"] for f in figures]],
+            yerr=_error_bars(figures),
             fmt="none", ecolor="black", capsize=4, lw=1.2,
         )  # fmt: skip
         ax.set_xticks(list(x), [row_label(r) for r in drawn], rotation=30, ha="right", fontsize=8)

@@ -6,7 +6,7 @@ confidence interval is a bootstrap over clips (the held-out data is what varies 
 studies). ``seed_std`` is the spread of the per-seed means. A best-of-J figure first takes,
 per seed and clip, the best of the J samples (what frame-prediction papers report); its
 ``kind`` says so. Set-level metrics (Frechet distances) have one value per seed: their
-interval is a bootstrap over seeds.
+interval is a bootstrap over seeds (none from a single seed).
 """
 
 from __future__ import annotations
@@ -67,11 +67,15 @@ class Aggregator:
         return out
 
     def set_level(self, per_seed: list[float], unit: str, higher_is_better: bool) -> dict:
-        """One value per seed (a distance between sets) -> mean with a bootstrap over seeds."""
+        """One value per seed (a distance between sets) -> mean with a bootstrap over seeds; one
+        seed gives no interval (NaN ends), not a zero-width one: the real-vs-real floor of the
+        same size says what a difference of this n means."""
         out = self._summary(np.asarray(per_seed, dtype=np.float64))
-        out.update(
-            kind=f"set-level, mean over {len(per_seed)} seeds", unit=unit, higher_is_better=higher_is_better
-        )
+        kind = f"set-level, mean over {len(per_seed)} seeds"
+        if len(per_seed) < 2:
+            out.update(ci_low=float("nan"), ci_high=float("nan"))
+            kind = "set-level, one seed (no interval)"
+        out.update(kind=kind, unit=unit, higher_is_better=higher_is_better)
         return out
 
     def curve(self, values: np.ndarray, frames: list[int], unit: str, higher_is_better: bool) -> dict:
