@@ -36,6 +36,13 @@ def _result(key: str, text: str, measured: float | None, required: float, detail
     }
 
 
+def _row_target(key: str, text: str, row: dict | None, field: str, required: float) -> dict:
+    """A target read from one field of one workload's row (not measured where either is missing)."""
+    value = row.get(field) if row else None
+    detail = "workload not run" if row is None else "" if value is not None else f"{field} not measured"
+    return _result(key, text, value, required, detail)
+
+
 def _peer_ratio(row: dict | None, wanted: tuple[str, ...]) -> tuple[float | None, str]:
     """vtlm / the fastest of the wanted peers present in ``row``, and what was missing."""
     if row is None:
@@ -70,12 +77,12 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     ratio, detail = _peer_ratio(train, GPT_TRAIN_PEERS)
     targets = [_result("gpt_train_vs_peers", "GPT training tokens/s >= the faster peer", ratio, 1.0, detail)]
     targets.append(
-        _result(
+        _row_target(
             "gpt_train_mfu",
             f"GPT training MFU >= {MFU_TARGET:.0%} of the measured fp32 matmul peak",
-            train["mfu"] if train else None,
+            train,
+            "mfu",
             MFU_TARGET,
-            "" if train else "workload not run",
         )
     )
     sample = by_id.get("gpt_sample_b1")
@@ -97,16 +104,12 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
         )
     )
     targets.append(
-        _result(
+        _row_target(
             "gpt_sample_b1_floor",
             f"GPT sampling at batch 1 >= {FLOOR_TARGET:.0%} of the fp32 matmul floor measured in the same run",
-            sample.get("fraction_of_floor") if sample else None,
+            sample,
+            "fraction_of_floor",
             FLOOR_TARGET,
-            "workload not run"
-            if not sample
-            else ""
-            if sample.get("fraction_of_floor")
-            else "floor not measured",
         )
     )
     targets += _decoding_targets(by_id)
@@ -134,14 +137,13 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
 def _decoding_targets(by_id: dict[str, dict]) -> list[dict]:
     """The rolling cache's speed-up and the fewest sequential calls of a parallel schedule,
     from the generation workload's rows (decoding codes with the same network)."""
-    rolling = by_id.get("generation_gpt_rollout_rolling")
     targets = [
-        _result(
+        _row_target(
             "rolling_cache",
             f"GPT 4x rollout: rolling cache >= {ROLLING_TARGET:g}x the speed of re-encoding the window",
-            rolling["speedup_vs_reencode"] if rolling else None,
+            by_id.get("generation_gpt_rollout_rolling"),
+            "speedup_vs_reencode",
             ROLLING_TARGET,
-            "" if rolling else "workload not run",
         )
     ]
     parallel = [

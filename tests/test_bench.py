@@ -129,7 +129,7 @@ def test_targets_hold_fail_or_are_not_measured_by_the_numbers():
     assert targets["tokenizer_encode"]["status"] == "does not hold"
     assert targets["tokenizer_encode"]["margin"] == pytest.approx(0.75)
     assert targets["token_loader"]["status"] == "holds"
-    assert targets["gpt_sample_b1_floor"]["detail"] == "floor not measured"
+    assert targets["gpt_sample_b1_floor"]["detail"] == "fraction_of_floor not measured"
     assert targets["rolling_cache"]["detail"] == targets["parallel_calls"]["detail"] == "workload not run"
     lines = format_targets(list(targets.values())).splitlines()
     assert len(lines) == 9
