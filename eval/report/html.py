@@ -83,7 +83,10 @@ READINESS_SCRIPT = """
                   height: video ? el.videoHeight : el.naturalHeight,
                   error: video && el.error ? el.error.code : null};
       if (el.hasAttribute('data-sample')) {
-        if (!video && el.complete && el.naturalWidth) firstFrame[el.id] = meanColor(el, el.naturalWidth, el.naturalHeight);
+        // images when decoded; a video whose first frame was ready before its 'loadeddata'
+        // listener below was attached (a slow, loaded machine) is measured here, still at 0 s
+        var shown = video ? el.readyState >= 2 && el.currentTime === 0 : el.complete && el.naturalWidth;
+        if (!(el.id in firstFrame) && shown) firstFrame[el.id] = meanColor(el, item.width, item.height);
         item.first_frame_mean_rgb = firstFrame[el.id] || null;
       }
       if (item.ready < 2 && item.error === null && !(!video && el.complete)) done = false;
