@@ -19,6 +19,7 @@ The stages run in order and print where their output is:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vtlm.data.token_datamodule import TokenDataConfig
 from vtlm.eval.generators import describe
@@ -34,6 +35,9 @@ from .maskgit_cmds import MaskGITOverrides
 from .maskgit_cmds import fit as fit_maskgit
 from .world import TOKENIZER_STEPS, Clock, WorldConfig, prepare_world
 
+if TYPE_CHECKING:
+    from vtlm.eval.harness import EvalConfig
+
 # Generator presets of the full run, matched within 5% of parameters on that vocabulary. At a
 # few CPU minutes the ~1.25M `mini` models beat the 3-4.5M `tiny` ones (measured on this data,
 # 4 minutes each: GPT validation loss 1.62 against 1.81 nats per video token, DiT flow loss
@@ -45,6 +49,10 @@ GENERATOR_PRESET = "mini"
 # on any machine. Chosen for about 15 minutes end to end on the 2-core machine vtlm is developed
 # on (2 threads, nothing else running): the README has the measured times, stage by stage.
 GENERATOR_STEPS = 400
+# Held-out clips the evaluation judges, one sample each (a quarter for the 4x rollouts). At 32,
+# the two demo seeds' paired tests detect about 1.1-1.5 dB of text-to-video PSNR and 0.1 SSIM
+# (README); a smaller true gap needs about (detectable / gap)^2 times as many clips.
+EVAL_CLIPS = 32
 # The generator families the demo can train; `make demo` compares the first two.
 FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")
 # The quick run's sampling sweep on the continuation protocol: one point per family.
@@ -79,22 +87,24 @@ def _family_fits(quick: bool) -> dict[str, tuple]:
     }
 
 
-def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool, anti_drift: bool) -> dict:
-    """The shared harness on every generator: reconstruction, text-to-video, continuation of
-    5 frames and 4x-long rollouts (sliding window vs last-frame chaining), then the report."""
+def eval_config(out_dir: Path, quick: bool, anti_drift: bool, eval_clips: int = EVAL_CLIPS) -> EvalConfig:
+    """The demo's harness settings: reconstruction, text-to-video, continuation of 5 frames and
+    4x-long rollouts (sliding window vs last-frame chaining) on ``eval_clips`` held-out clips
+    (a quarter of them for the rollouts; 4 and 2 in the quick run)."""
     from vtlm.diffusion.flow import SamplerConfig
     from vtlm.diffusion.forcing import ForcingSamplerConfig
     from vtlm.eval.generators import SamplingSettings
-    from vtlm.eval.harness import EvalConfig, run_eval
+    from vtlm.eval.harness import EvalConfig
 
-    cfg = EvalConfig(
+    return EvalConfig(
         protocols=["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"],
         # One seed over 32 clips rather than two over 16: the same generation cost, and the paired
         # tests' n is the number of clips, so twice the clips shrink the detectable difference
         # by about 1/sqrt(2) where two seeds per clip only average out the sampling noise.
         seeds=[0],
-        num_clips=4 if quick else 32,
-        protocol_clips={"shapes-rollout": 2 if quick else 8},  # 65-frame rollouts: the costliest
+        num_clips=4 if quick else eval_clips,
+        # 65-frame rollouts: the costliest
+        protocol_clips={"shapes-rollout": 2 if quick else max(1, eval_clips // 4)},
         samples_per_clip=2 if quick else 1,  # the full run's budget: one sample per clip
         # Both runs sample the DiT with 10 Euler steps (measured on this data: the same quality
         # as 25 within the intervals, at 0.4x the cost), and the frame-causal DiT with as many per
@@ -112,7 +122,6 @@ def _evaluate(generators: dict[str, Path], out_dir: Path, quick: bool, anti_drif
         bootstrap=200 if quick else 2000,
         cost_repeats=1,
     )
-    return run_eval([str(p) for p in generators.values()], cfg, out_dir / "eval", "vtlm demo")
 
 
 def demo(
@@ -126,6 +135,7 @@ def demo(
     generator_minutes: float | None = None,
     families: list[str] | None = None,
     anti_drift: bool = False,
+    eval_clips: int = EVAL_CLIPS,
 ) -> dict:
     """Run the workflow on built-in data and print where every output is.
 
@@ -145,7 +155,12 @@ def demo(
             parameters and the same steps on the same shards (None: gpt and diffusion).
         anti_drift: also run each family's sampling-time anti-drift options on the 4x rollouts
             (ANTI_DRIFT_SWEEPS), their drift curves drawn beside the defaults'.
+        eval_clips: held-out clips the harness judges (a quarter of them for the 4x rollouts);
+            the smallest difference its paired tests detect shrinks as 1 / sqrt(eval_clips),
+            and the evaluation's time grows in proportion (the full run).
     """
+    if eval_clips < 4:
+        raise ValueError(f"eval_clips: expected at least 4 held-out clips (one rollout), got {eval_clips}")
     families = list(families or ("gpt", "diffusion"))
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown or len(set(families)) != len(families) or len(families) < 1:
@@ -195,7 +210,10 @@ def demo(
         )
 
     clock.stage("7. the evaluation harness: every generator through the same protocols, then the report")
-    results = _evaluate(generators, out_dir, quick, anti_drift)
+    from vtlm.eval.harness import run_eval
+
+    cfg = eval_config(out_dir, quick, anti_drift, eval_clips)
+    results = run_eval([str(p) for p in generators.values()], cfg, out_dir / "eval", "vtlm demo")
     report = out_dir / "eval" / "report.html"
 
     clock.stage(f"done: everything is under {out_dir}")

@@ -159,3 +159,23 @@ def test_quick_bench_writes_ratios(quick_bench):
     assert "x)" in result.stdout
     for name in ("data", "loader", "generation", "gpu"):  # each workload is announced as it starts
         assert f"] {name}: " in result.stdout, name
+
+
+def test_demo_eval_clips_set_the_harness_clip_counts(tmp_path):
+    """`vtlm demo --eval_clips N`: N held-out clips, a quarter of them for the 4x rollouts, one
+    seed; the quick run keeps its 4 and 2; fewer than 4 is refused before any work."""
+    from vtlm.cli.demo import EVAL_CLIPS, demo, eval_config
+
+    default = eval_config(tmp_path, quick=False, anti_drift=False)
+    assert (default.num_clips, default.protocol_clips, default.seeds) == (
+        EVAL_CLIPS,
+        {"shapes-rollout": 8},
+        [0],
+    )
+    more = eval_config(tmp_path, quick=False, anti_drift=False, eval_clips=128)
+    assert more.num_clips == 128 and more.protocol_clips == {"shapes-rollout": 32}
+    quick = eval_config(tmp_path, quick=True, anti_drift=False, eval_clips=128)
+    assert quick.num_clips == 4 and quick.protocol_clips == {"shapes-rollout": 2}
+    with pytest.raises(ValueError, match="eval_clips: expected at least 4"):
+        demo(out=str(tmp_path / "demo"), eval_clips=2)
+    assert not (tmp_path / "demo").exists()
