@@ -98,9 +98,10 @@ def eval_config(out_dir: Path, quick: bool, anti_drift: bool, eval_clips: int = 
 
     return EvalConfig(
         protocols=["shapes-recon", "shapes-t2v", "shapes-cont5", "shapes-rollout"],
-        # One seed over 32 clips rather than two over 16: the same generation cost, and the paired
-        # tests' n is the number of clips, so twice the clips shrink the detectable difference
-        # by about 1/sqrt(2) where two seeds per clip only average out the sampling noise.
+        # One seed over the clips rather than two seeds over half as many: the same generation
+        # cost, and the paired tests' n is the number of clips, so twice the clips shrink the
+        # detectable difference by about 1/sqrt(2) where two seeds per clip only average out
+        # the sampling noise.
         seeds=[0],
         num_clips=4 if quick else eval_clips,
         # 65-frame rollouts: the costliest

@@ -60,13 +60,13 @@ def classifier(out: str = "runs/eval_cache", steps: int | None = None, frames: i
     cfg = ClassifierConfig(
         data=dataclasses.replace(SHAPES, num_frames=frames), **({"steps": steps} if steps else {})
     )
-    model = train_and_cache(cfg, out, progress=True)
+    model, path = train_and_cache(cfg, out, progress=True), cache_path(cfg, out)
     accuracies = ", ".join(
         f"{name} {value:.3f}" for name, value in model.heldout.items() if isinstance(value, float)
     )
     print(f"held-out (val split) accuracies: {accuracies}")
-    print(f"wrote {cache_path(cfg, out)}")
-    return str(cache_path(cfg, out))
+    print(f"wrote {path}")
+    return str(path)
 
 
 COMMANDS = {"run": run, "compare": compare, "classifier": classifier}

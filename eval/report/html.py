@@ -83,8 +83,8 @@ READINESS_SCRIPT = """
                   height: video ? el.videoHeight : el.naturalHeight,
                   error: video && el.error ? el.error.code : null};
       if (el.hasAttribute('data-sample')) {
-        // images when decoded; a video whose first frame was ready before its 'loadeddata'
-        // listener below was attached (a slow, loaded machine) is measured here, still at 0 s
+        // measured once: an image when decoded, a video when its first frame is ready (its
+        // 'loadeddata' below, or any later report if that fired before the listener was attached)
         var shown = video ? el.readyState >= 2 && el.currentTime === 0 : el.complete && el.naturalWidth;
         if (!(el.id in firstFrame) && shown) firstFrame[el.id] = meanColor(el, item.width, item.height);
         item.first_frame_mean_rgb = firstFrame[el.id] || null;
@@ -96,10 +96,7 @@ READINESS_SCRIPT = """
     document.body.setAttribute('data-media-ready', String(done));
   }
   document.querySelectorAll('video[data-sample]').forEach(function (v) {
-    v.addEventListener('loadeddata', function () {
-      if (!(v.id in firstFrame)) firstFrame[v.id] = meanColor(v, v.videoWidth, v.videoHeight);
-      report();
-    });
+    v.addEventListener('loadeddata', report);
     v.addEventListener('error', report);
   });
   window.addEventListener('load', report);

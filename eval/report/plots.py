@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vtlm.eval.report.formats import _finite
 from vtlm.eval.report.markdown import metric_names, row_label
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -102,7 +103,7 @@ def _floats(values: Sequence) -> list[float]:
 
 def _finite_figure(figure: dict | None) -> bool:
     """A figure with a finite mean (its interval may be missing: a set-level figure of one seed)."""
-    return bool(figure) and isinstance(figure.get("mean"), (int, float)) and math.isfinite(figure["mean"])
+    return bool(figure) and _finite(figure.get("mean"))
 
 
 def _error_bars(figures: Sequence[dict]) -> list[list[float]]:
@@ -110,7 +111,7 @@ def _error_bars(figures: Sequence[dict]) -> list[list[float]]:
     below, above = [], []
     for f in figures:
         low, high = f.get("ci_low"), f.get("ci_high")
-        finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high))
+        finite = _finite(low) and _finite(high)
         below.append(f["mean"] - low if finite else 0.0)
         above.append(high - f["mean"] if finite else 0.0)
     return [below, above]
