@@ -64,11 +64,12 @@ class EvalConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # How rollout protocols extend a clip past the training length (both: their drift compared).
     rollout_strategies: list[str] = field(default_factory=lambda: ["sliding", "chaining"])
-    # Caps on every protocol's clip count and samples per clip, and a resolution override
-    # (None: the protocol's own).
+    # Held-out clips of every protocol (None: the protocol's own count). Built-in data is
+    # generated, so any count works; a real test set refuses more clips than it holds.
     num_clips: int | None = None
+    # A cap on every protocol's samples per clip (None: the protocol's own).
     samples_per_clip: int | None = None
-    # Per-protocol clip caps, over num_clips (e.g. fewer clips for the long rollouts).
+    # Per-protocol clip counts, over num_clips (e.g. fewer clips for the long rollouts).
     protocol_clips: dict[str, int] = field(default_factory=dict)
     resolution: int | None = None
     # Real data for folder / Moving MNIST protocols: a folder or mnist_test_seq.npy.
@@ -110,6 +111,13 @@ class EvalConfig:
     floor_sizes: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
 
     def __post_init__(self):
+        counts = {
+            "num_clips": self.num_clips,
+            **{f"protocol_clips.{k}": v for k, v in self.protocol_clips.items()},
+        }
+        for name, count in counts.items():
+            if count is not None and count < 1:
+                raise ValueError(f"{name}: expected at least 1 held-out clip, got {count}")
         if not self.rollout_strategies or set(self.rollout_strategies) - {"sliding", "chaining"}:
             raise ValueError(
                 f"rollout_strategies: expected some of sliding, chaining, got {self.rollout_strategies}"
@@ -118,11 +126,11 @@ class EvalConfig:
 
 def _protocol(name: str, cfg: EvalConfig, synthetic: SyntheticConfig | None) -> Protocol:
     p = get_protocol(name)
-    changes = {
-        k: min(getattr(cfg, k), getattr(p, k)) for k in ("num_clips", "samples_per_clip") if getattr(cfg, k)
-    }
-    if name in cfg.protocol_clips:
-        changes["num_clips"] = min(cfg.protocol_clips[name], changes.get("num_clips", p.num_clips))
+    changes = {}
+    if name in cfg.protocol_clips or cfg.num_clips:
+        changes["num_clips"] = cfg.protocol_clips.get(name, cfg.num_clips)
+    if cfg.samples_per_clip:
+        changes["samples_per_clip"] = min(cfg.samples_per_clip, p.samples_per_clip)
     if cfg.resolution:
         changes["resolution"] = cfg.resolution
     elif p.dataset in ("shapes", "digits") and synthetic is not None:

@@ -165,6 +165,7 @@ def test_demo_eval_clips_set_the_harness_clip_counts(tmp_path):
     """`vtlm demo --eval_clips N`: N held-out clips, a quarter of them for the 4x rollouts, one
     seed; the quick run keeps its 4 and 2; fewer than 4 is refused before any work."""
     from vtlm.cli.demo import EVAL_CLIPS, demo, eval_config
+    from vtlm.eval.harness import _protocol
 
     default = eval_config(tmp_path, quick=False, anti_drift=False)
     assert (default.num_clips, default.protocol_clips, default.seeds) == (
@@ -174,6 +175,9 @@ def test_demo_eval_clips_set_the_harness_clip_counts(tmp_path):
     )
     more = eval_config(tmp_path, quick=False, anti_drift=False, eval_clips=128)
     assert more.num_clips == 128 and more.protocol_clips == {"shapes-rollout": 32}
+    # and the harness judges that many, past the protocols' default counts (64 and 16)
+    counts = {name: _protocol(name, more, None).num_clips for name in more.protocols}
+    assert counts == {"shapes-recon": 128, "shapes-t2v": 128, "shapes-cont5": 128, "shapes-rollout": 32}
     quick = eval_config(tmp_path, quick=True, anti_drift=False, eval_clips=128)
     assert quick.num_clips == 4 and quick.protocol_clips == {"shapes-rollout": 2}
     with pytest.raises(ValueError, match="eval_clips: expected at least 4"):

@@ -88,16 +88,21 @@ def test_chaining_restarts_from_the_last_frame_alone():
     ].unique().item() == pytest.approx(0.2)
 
 
-def test_per_protocol_clip_caps_apply_under_num_clips(tmp_path):
+def test_clip_counts_set_every_protocol_and_protocol_clips_win(tmp_path):
     from vtlm.eval.harness import EvalConfig, _protocol, run_eval
 
     cfg = EvalConfig(num_clips=3, samples_per_clip=2, protocol_clips={"shapes-rollout": 2})
-    rollout, cont5 = get_protocol("shapes-rollout"), get_protocol("shapes-cont5")
-    assert _protocol("shapes-rollout", cfg, None).num_clips == min(2, rollout.num_clips)
-    assert _protocol("shapes-cont5", cfg, None).num_clips == min(3, cont5.num_clips)
+    cont5 = get_protocol("shapes-cont5")
+    assert _protocol("shapes-rollout", cfg, None).num_clips == 2
+    assert _protocol("shapes-cont5", cfg, None).num_clips == 3
     assert _protocol("shapes-cont5", cfg, None).samples_per_clip == min(2, cont5.samples_per_clip)
-    tighter = EvalConfig(num_clips=1, protocol_clips={"shapes-rollout": 2})
-    assert _protocol("shapes-rollout", tighter, None).num_clips == 1  # a cap never raises num_clips
+    # built-in data is generated: more clips than the protocol's default are there to judge
+    more = EvalConfig(num_clips=cont5.num_clips + 8)
+    assert _protocol("shapes-cont5", more, None).num_clips == cont5.num_clips + 8
+    assert _protocol("shapes-cont5", EvalConfig(), None).num_clips == cont5.num_clips
+    for bad in ({"num_clips": 0}, {"protocol_clips": {"shapes-t2v": -1}}):
+        with pytest.raises(ValueError, match="num_clips|protocol_clips.shapes-t2v"):
+            EvalConfig(**bad)
     with pytest.raises(ValueError, match="protocol_clips"):  # refused before any model is read
         run_eval(
             ["nowhere"], EvalConfig(protocols=["shapes-t2v"], protocol_clips={"shapes-rollout": 2}), tmp_path

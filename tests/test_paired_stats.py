@@ -250,17 +250,18 @@ def test_headline_verdict_cells_name_each_metrics_verdict(real_report):
                 continue
             strategy = None if line["variant"] == "default" else line["variant"]
             me, order = line["generator"], list(results["generators"])
-            segments = dict(seg.removeprefix("vs ").split(": ", 1) for seg in line[column].split("; "))
+            segments = dict(seg.removeprefix("vs ").split(": ", 1) for seg in line[column].split(" · "))
             assert list(segments) == [g for g in order if g != me]  # every other generator, in order
-            for opponent, verdicts in segments.items():
+            for opponent, groups in segments.items():
                 a, b = sorted((me, opponent), key=order.index)
-                for part in verdicts.split(", "):
-                    metric, said = part.split(" ", 1)
-                    wanted = _entry(results, line["protocol"], strategy, a, b, metric)["verdict"]
-                    if me == b:  # B: the verdict seen from its side
-                        wanted = {"better": "worse", "worse": "better"}.get(wanted, wanted)
-                    assert said == wanted
-                    checked += 1
+                for group in groups.split("; "):  # "better: psnr, ssim"
+                    said, metrics = group.split(": ")
+                    for metric in metrics.split(", "):
+                        wanted = _entry(results, line["protocol"], strategy, a, b, metric)["verdict"]
+                        if me == b:  # B: the verdict seen from its side
+                            wanted = {"better": "worse", "worse": "better"}.get(wanted, wanted)
+                        assert said == wanted
+                        checked += 1
         assert checked == len(results["comparisons"]) * 2  # each comparison seen from both sides
 
 

@@ -95,10 +95,11 @@ def comparison_sentence(results: dict, key: str = "comparisons") -> str:
 
 
 def headline_verdicts(results: dict, row: dict) -> str:
-    """One headline line's verdicts, from its generator's side, against each generator it was
-    compared with: "vs diffusion: psnr better, ssim no difference at this n"; "—" if none."""
+    """One headline line's verdicts, from its generator's side, grouped by verdict, against each
+    generator it was compared with: "vs diffusion: better: psnr, ssim; no difference at this n:
+    position_error" (opponents apart by " · "); "—" if none."""
     strategy = None if row["variant"] == "default" else row["variant"]
-    by_other: dict[str, list[str]] = {}
+    by_other: dict[str, dict[str, list[str]]] = {}
     for entry in _entries(results):
         if entry["protocol"] != row["protocol"] or entry.get("strategy") != strategy:
             continue
@@ -108,5 +109,16 @@ def headline_verdicts(results: dict, row: dict) -> str:
             other, said = entry["a"], OPPOSITE.get(entry["verdict"], entry["verdict"])
         else:
             continue
-        by_other.setdefault(other, []).append(f"{entry['metric']} {said}")
-    return "; ".join(f"vs {other}: {', '.join(said)}" for other, said in by_other.items()) or MISSING
+        by_other.setdefault(other, {}).setdefault(said, []).append(entry["metric"])
+    order = {"better": 0, "worse": 1}
+    return (
+        " · ".join(
+            f"vs {other}: "
+            + "; ".join(
+                f"{said}: {', '.join(metrics)}"
+                for said, metrics in sorted(groups.items(), key=lambda g: order.get(g[0], 2))
+            )
+            for other, groups in by_other.items()
+        )
+        or MISSING
+    )

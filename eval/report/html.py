@@ -49,6 +49,8 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-spac
 th { background: #f2f2f2; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
 .meta td, .meta th { text-align: left; white-space: normal; }
 #generators td:nth-last-child(-n+2), #generators th:nth-last-child(-n+2) { text-align: left; white-space: normal; min-width: 14em; }
+#headline th { white-space: normal; } #headline .ci { color: #666; font-size: 11px; }
+#headline td:nth-last-child(2) { white-space: normal; text-align: left; min-width: 16em; }
 code { background: #f4f4f4; padding: 1px 4px; word-break: break-all; }
 .warn { background: #fff4d6; border: 1px solid #e6c15a; padding: .4em 1em; }
 .note { color: #555; font-size: 13px; }
@@ -112,6 +114,25 @@ def _table(header: list[str], cells: list[list[str]], css: str = "") -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in line) + "</tr>" for line in cells)
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_INTERVAL = re.compile(r"^(?P<value>\S+) \[(?P<interval>[^\]]+)\](?P<unit>.*)$")
+
+
+def _headline(header: list[str], cells: list[list[str]]) -> str:
+    """The headline table, narrow enough to read without scrolling: a figure's interval on a
+    second, smaller line under its value, and the verdicts column wrapping."""
+
+    def cell(text: str) -> str:
+        match = _INTERVAL.match(text)
+        if match is None:
+            return f"<td>{escape(text)}</td>"
+        value, interval, unit = (escape(match[k]) for k in ("value", "interval", "unit"))
+        return f'<td>{value}{unit}<br><span class="ci">[{interval}]</span></td>'
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(map(cell, line)) + "</tr>" for line in cells)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _plot_img(fig, element_id: str, kind: str, protocol: str, alt: str) -> str:
@@ -250,7 +271,7 @@ def render_html(results: dict, out_dir: Path, primary_metric: str | None = None)
         + ("".join(f"<li>{escape(str(n))}</li>" for n in notes) or "<li>everything was computed</li>")
         + "</ul></section>",
         '<section id="generators"><h2>Generators</h2>' + _table(*generator_table(results.get("generators") or {})) + "</section>",
-        '<section id="headline"><h2>Headline</h2>' + _table(*headline_table(results))
+        '<section id="headline"><h2>Headline</h2>' + _headline(*headline_table(results))
         + f'<p class="note">{escape(interval_sentence(settings))} Every figure: the protocol sections below.</p></section>',
     ]  # fmt: skip
     for key, title in SECTIONS.items():
