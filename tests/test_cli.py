@@ -170,7 +170,7 @@ def test_demo_eval_clips_set_the_harness_clip_counts(tmp_path):
     default = eval_config(tmp_path, quick=False, anti_drift=False)
     assert (default.num_clips, default.protocol_clips, default.seeds) == (
         EVAL_CLIPS,
-        {"shapes-rollout": 8},
+        {"shapes-rollout": EVAL_CLIPS // 4},
         [0],
     )
     more = eval_config(tmp_path, quick=False, anti_drift=False, eval_clips=128)
