@@ -104,9 +104,12 @@ def _positions(n: int, start: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def vtlm_generate(model: GPT, prompt: torch.Tensor, new: int, generator: torch.Generator) -> torch.Tensor:
-    """Top-k sampling with the static KV cache: one prefill, then one cached step per token;
-    each token drawn by vtlm's sampler (``vtlm.gpt.sampling.choose``)."""
+def vtlm_generate(
+    model: GPT, prompt: torch.Tensor, new: int, generator: torch.Generator, compiled: bool = False
+) -> torch.Tensor:
+    """Top-k sampling with the static KV cache: one prefill, then one cached step per token
+    (``compiled``: through the compiled step, ``vtlm.gpt.model.compiled_step``); each token
+    drawn by vtlm's sampler (``vtlm.gpt.sampling.choose``)."""
     model.setup_caches(prompt.shape[0], prompt.shape[1] + new)
     logits = model(prompt, _positions(prompt.shape[1]), start=0)[:, -1]
     settings, out = SamplingConfig(top_k=TOP_K), []
@@ -114,7 +117,8 @@ def vtlm_generate(model: GPT, prompt: torch.Tensor, new: int, generator: torch.G
         token = choose(logits, settings, generator)[:, None]
         out.append(token)
         if i + 1 < new:
-            logits = model(token, _positions(1, prompt.shape[1] + i), start=prompt.shape[1] + i)[:, -1]
+            at = prompt.shape[1] + i
+            logits = model(token, _positions(1, at), start=at, compiled=compiled)[:, -1]
     return torch.cat(out, dim=1)
 
 
@@ -274,34 +278,50 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
             )
         rows.append(row)
     fp32 = next(row for row in rows if row["id"] == "gpt_sample_b1")
-    rows.append(int8_sampling_row(ours, new, repeats, bandwidth, fp32, shape))
-    notes.append(
-        f"GPT sampling at batch 1 with int8 weight-only linear layers: {rows[-1]['vs_fp32']:.2f}x the "
-        f"float32 rate of this run ({rows[-1]['vtlm']:.0f} against {fp32['vtlm']:.0f} tokens/s)"
-    )
+    for kind, what in (
+        ("compiled", "the compiled one-token step"),
+        ("int8", "int8 weight-only linear layers"),
+    ):
+        rows.append(b1_variant_row(kind, ours, new, repeats, bandwidth, fp32, shape))
+        notes.append(
+            f"GPT sampling at batch 1 with {what}: {rows[-1]['vs_fp32']:.2f}x the float32 eager rate of "
+            f"this run ({rows[-1]['vtlm']:.0f} against {fp32['vtlm']:.0f} tokens/s)"
+        )
     return rows, notes
 
 
-def int8_sampling_row(model: GPT, new: int, repeats: int, bandwidth: float, fp32: dict, shape: dict) -> dict:
-    """Batch-1 sampling with int8 weight-only linear layers (vtlm.layers.quant), beside the
-    float32 row ``fp32`` of the same run; the memory-bandwidth bound from the int8 bytes."""
-    int8 = int8_copy(model)
+def b1_variant_row(
+    kind: str, model: GPT, new: int, repeats: int, bandwidth: float, fp32: dict, shape: dict
+) -> dict:
+    """Batch-1 sampling of one decoding option, beside the eager float32 row ``fp32`` of the same
+    run: ``kind`` "compiled" (``vtlm.gpt.model.compiled_step``; its compilation is in the
+    untimed warm-up) or "int8" (weight-only int8 linear layers, ``vtlm.layers.quant``; the
+    memory-bandwidth bound from the int8 bytes)."""
+    network = int8_copy(model) if kind == "int8" else model
     prompt = torch.randint(0, VOCAB, (1, PROMPT))
     rate = measure(
-        "sample vtlm b1 int8 weights",
-        lambda: vtlm_generate(int8, prompt, new, torch.Generator().manual_seed(0)),
+        f"sample vtlm b1 {kind}",
+        lambda: vtlm_generate(
+            network, prompt, new, torch.Generator().manual_seed(0), compiled=kind == "compiled"
+        ),
         new,
         "tokens/s",
         repeats=repeats,
     )
-    return {
-        "id": "gpt_sample_b1_int8",
-        "workload": f"GPT sampling, batch 1, {PROMPT}+{new} tokens, top-k, int8 weights",
+    row = {
+        "id": f"gpt_sample_b1_{kind}",
+        "workload": f"GPT sampling, batch 1, {PROMPT}+{new} tokens, top-k, "
+        + ("compiled step" if kind == "compiled" else "int8 weights"),
         "unit": "tokens/s",
         "vtlm": rate.median_rate,
         "vtlm_spread": rate.spread,
         "peers": {},
-        "shape": {**shape, "batch": 1, "dtype": "float32, int8 weights"},
+        "shape": {**shape, "batch": 1, "dtype": "float32" + (", int8 weights" if kind == "int8" else "")},
         "vs_fp32": rate.median_rate / fp32["vtlm"],
-        "bandwidth_bound": bandwidth / weight_bytes(int8),
+        "bandwidth_bound": bandwidth / weight_bytes(network),
     }
+    if kind == "compiled":  # the same weights: the same floor
+        row.update(
+            matmul_floor=fp32["matmul_floor"], fraction_of_floor=rate.median_rate / fp32["matmul_floor"]
+        )
+    return row

@@ -103,15 +103,21 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
             detail,
         )
     )
-    targets.append(
-        _row_target(
-            "gpt_sample_b1_floor",
-            f"GPT sampling at batch 1 >= {FLOOR_TARGET:.0%} of the fp32 matmul floor measured in the same run",
-            sample,
-            "fraction_of_floor",
-            FLOOR_TARGET,
-        )
+    # the faster of vtlm's float32 batch-1 decoders (eager, compiled step) against the floor
+    decoders = [
+        row for row in (sample, by_id.get("gpt_sample_b1_compiled")) if row and row.get("fraction_of_floor")
+    ]
+    fastest = max(decoders, key=lambda row: row["fraction_of_floor"], default=sample)
+    floor = _row_target(
+        "gpt_sample_b1_floor",
+        f"GPT sampling at batch 1 >= {FLOOR_TARGET:.0%} of the fp32 matmul floor measured in the same run",
+        fastest,
+        "fraction_of_floor",
+        FLOOR_TARGET,
     )
+    if fastest is not None and fastest is not sample:
+        floor["detail"] = f"{floor['detail']} ({fastest['workload']})".strip()
+    targets.append(floor)
     targets += _decoding_targets(by_id)
     targets += [_tokenizer_target(by_id.get(f"tokenizer_{key}"), key) for key in ("train", "encode")]
     loader = by_id.get("token_loader")

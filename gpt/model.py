@@ -6,6 +6,8 @@ means (vocab.py) and how it is trained (objective.py) or sampled (sampling.py) l
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -45,6 +47,7 @@ class GPT(nn.Module):
         caches: list[RollingKV] | None = None,
         last: int | None = None,
         mask: torch.Tensor | None = None,
+        compiled: bool = False,
     ) -> torch.Tensor:
         """ids (B, N) int64, positions (N, 3) int -> logits (B, N, vocab.size) float.
 
@@ -53,13 +56,17 @@ class GPT(nn.Module):
         ``last``: logits of the last ``last`` positions only (B, last, vocab.size).
         ``mask``: (N, start + N) bool, which cached slots each id may attend to, replacing the
         causal rule (decoding out of raster order).
+        ``compiled``: a one-token step on the static cache (N = 1, ``start`` given, no rolling
+        caches, no mask) runs through :func:`compiled_step`; any other call runs eagerly.
         """
-        hidden = self.hidden(ids, positions, start, caches, mask)
         rows, n = ids.shape
         outputs = n if last is None else last
         cfg = self.cfg
         self.meter.add(rows * forward_flops(self.block_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
         self.meter.add(rows * outputs * 2 * self.head.weight.numel())
+        if compiled and n == 1 and start is not None and caches is None and mask is None:
+            return compiled_step()(self, ids, positions, start)
+        hidden = self.hidden(ids, positions, start, caches, mask)
         return linear(hidden if last is None else hidden[:, -last:], self.head)
 
     def hidden(
@@ -104,3 +111,17 @@ class GPT(nn.Module):
         return training_flops(
             matmul_weights(self.blocks, self.head), self.cfg.depth, self.cfg.dim, 1, seq_len
         )
+
+
+def _one_token(model: GPT, ids: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
+    return linear(model.hidden(ids, positions, start), model.head)
+
+
+@functools.cache
+def compiled_step():
+    """The GPT's one-token decoding step on its static KV cache, through ``torch.compile``
+    (inductor; on a CPU it needs a C++ compiler): ``step(model, ids (B, 1), positions (1, 3),
+    start) -> logits (B, 1, vocab.size)``. Norms, RoPE, SwiGLU gates and residual adds fuse into
+    a few kernels; the matrix products stay library calls. The first call per model compiles
+    (~15 s on a 2-core CPU); batch sizes and positions are dynamic, so later calls do not."""
+    return torch.compile(_one_token, dynamic=True)

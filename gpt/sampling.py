@@ -66,6 +66,12 @@ class SamplingConfig:
     # output channel, vtlm.layers.quant): a quarter of the weight bytes read per token. Applies
     # to every linear layer; embeddings and norms stay as they are.
     weights: str = "fp32"
+    # Run every one-token step of the plain sampler through torch.compile (vtlm.gpt.model.
+    # compiled_step): fewer, fused kernels per token, the same tokens up to float rounding.
+    # The first step compiles (~15 s on a 2-core CPU, once per process and network), so it pays
+    # off for long or many samples. Prefills, rolling caches and the parallel schedules' blocks
+    # stay eager.
+    compile: bool = False
 
     def __post_init__(self):
         if self.weights not in ("fp32", "int8"):
@@ -149,7 +155,7 @@ def sample_codes(
     model.eval()
     rolling = cfg.rolling_cache and m.max_frames > 1
     spare = m.max_frames * m.grid_h if cfg.row_lag else 0  # the parallel rows' stand-ins
-    stream = Stream(model, captions, cfg.cfg_scale, rolling, spare)
+    stream = Stream(model, captions, cfg.cfg_scale, rolling, spare, compiled=cfg.compile)
     device = model.embed.weight.device
     video = (
         prefix if prefix is not None else torch.zeros(batch, 0, m.grid_h, m.grid_w, dtype=torch.long)

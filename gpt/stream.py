@@ -40,14 +40,24 @@ class Stream:
 
     ``guidance``: the classifier-free guidance scale (1: none); ``rolling``: slide the window
     with rolling caches (needs ``max_frames`` >= 2); ``spare``: cache slots past the window's
-    (for tokens fed out of raster order, :meth:`feed_at`).
+    (for tokens fed out of raster order, :meth:`feed_at`); ``compiled``: one-token steps run
+    through the compiled step (``GPT.forward``'s ``compiled``).
     """
 
-    def __init__(self, model: GPT, captions: list[list[int]], guidance: float, rolling: bool, spare: int = 0):
+    def __init__(
+        self,
+        model: GPT,
+        captions: list[list[int]],
+        guidance: float,
+        rolling: bool,
+        spare: int = 0,
+        compiled: bool = False,
+    ):
         m = model.cfg
         if rolling and m.max_frames < 2:
             raise ValueError("rolling: a window of one latent frame holds no context to roll")
         self.model, self.vocab, self.guidance, self.rolling = model, model.vocab, guidance, rolling
+        self.compiled = compiled
         self.batch, self.frame_tokens = len(captions), m.frame_tokens
         self.window = m.max_frames * m.frame_tokens  # video slots of the window
         weight = model.embed.weight
@@ -134,7 +144,9 @@ class Stream:
         self.calls += 1
         if positions is None:
             positions = self.positions[start : start + ids.shape[1]]
-        logits = self.model(ids, positions, start=start, caches=self.caches, last=last, mask=mask)
+        logits = self.model(
+            ids, positions, start=start, caches=self.caches, last=last, mask=mask, compiled=self.compiled
+        )
         offset = self.vocab.code_offset
         logits = logits[..., offset : offset + self.vocab.codebook_size].float()
         if self.guidance != 1.0:

@@ -151,6 +151,14 @@ def test_sampling_target_names_the_matmul_cap():
         "of the fp32 matmul floor measured in the same run: does not hold: 83.3% (needs 90%), -7% under"
         in line
     )
+    # the floor target takes the faster of the eager and the compiled decoders, and names it
+    compiled = _row("gpt_sample_b1_compiled", 230.0, {}, matmul_floor=240.0, fraction_of_floor=230 / 240)
+    (floor,) = [t for t in evaluate_targets([row, compiled]) if t["id"] == "gpt_sample_b1_floor"]
+    assert floor["status"] == "holds" and floor["measured"] == pytest.approx(230 / 240)
+    assert floor["detail"].endswith("(gpt_sample_b1_compiled)")
+    slower = {**compiled, "vtlm": 150.0, "fraction_of_floor": 150 / 240}
+    (floor,) = [t for t in evaluate_targets([row, slower]) if t["id"] == "gpt_sample_b1_floor"]
+    assert floor["measured"] == pytest.approx(200 / 240) and "compiled" not in floor["detail"]
 
 
 def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
@@ -162,7 +170,13 @@ def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
         "gpt_sample_b8",
         "gpt_sample_b1_bf16",
         "gpt_sample_b1_int8",
+        "gpt_sample_b1_compiled",
     }
+    compiled = by_id["gpt_sample_b1_compiled"]  # the same weights: the eager row's floor
+    assert compiled["matmul_floor"] == by_id["gpt_sample_b1"]["matmul_floor"]
+    assert compiled["fraction_of_floor"] == pytest.approx(compiled["vtlm"] / compiled["matmul_floor"])
+    assert compiled["vs_fp32"] == pytest.approx(compiled["vtlm"] / by_id["gpt_sample_b1"]["vtlm"])
+    assert any(note.startswith("GPT sampling at batch 1 with the compiled one-token step") for note in notes)
     int8 = by_id["gpt_sample_b1_int8"]
     assert int8["vs_fp32"] == pytest.approx(int8["vtlm"] / by_id["gpt_sample_b1"]["vtlm"])
     # int8 weights: about a quarter of the bytes to read, so about 4x the float32 bandwidth bound

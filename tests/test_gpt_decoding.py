@@ -1,5 +1,6 @@
 """The GPT's faster decoding: the rolling KV cache against re-encoding the window, speculative
-Jacobi decoding against the plain sampler, their config fields and call counts."""
+Jacobi decoding against the plain sampler, the compiled step against the eager one, their
+config fields and call counts."""
 
 import dataclasses
 from dataclasses import replace
@@ -300,3 +301,40 @@ def test_generator_counts_the_calls_it_makes(tmp_path):
     rows = load_generator(dirs.gpt, sampling=SamplingConfig(row_lag=2))  # windows of 2 frames: 8 rows, then 4
     rows.generate(["a red ball"], 13)
     assert rows.function_evaluations(13) == next(iter(rows.counted.values())) == (7 * 2 + 4) + 2 * (3 * 2 + 4)
+
+
+# -- the compiled step ---------------------------------------------------------------------------
+def test_compiled_step_gives_the_eager_logits_tokens_and_counts(monkeypatch):
+    """The one-token steps run through torch.compile (the compiled function is really called);
+    logits match the eager step's to float rounding, sampled tokens, network calls and FLOPs
+    are the same, with and without guidance, past the window (re-encoded prefills stay eager)."""
+    import vtlm.gpt.model as gpt_model
+
+    steps = [0]
+    real = gpt_model.compiled_step()
+
+    def counting():
+        steps[0] += 1
+        return real
+
+    monkeypatch.setattr(gpt_model, "compiled_step", counting)
+    model, compiled_calls = randomized(), 0
+    for cfg in (GREEDY, GUIDED):
+        before = model.meter.total
+        eager, calls = sampled(model, cfg, 7)  # 7 latent frames through a window of 3
+        eager_flops, before = model.meter.total - before, model.meter.total
+        compiled, calls_made = sampled(model, replace(cfg, compile=True), 7)
+        assert torch.equal(compiled, eager) and calls_made == calls
+        assert model.meter.total - before == eager_flops
+        compiled_calls += calls_made
+    assert 0 < steps[0] < compiled_calls  # the one-token steps; the prefills ran eagerly
+    ids = prefix_ids(model.vocab, CAPTIONS, TINY.text_len)
+    positions = sequence_positions(TINY.text_len, TINY.max_frames, 2, 3, with_eov=False)
+    n, token = ids.shape[1], torch.tensor([[300], [301]])
+    model.setup_caches(2, n + 8)
+    with torch.no_grad():
+        model(ids, positions[:n], start=0)
+        eager_logits = model(token, positions[n : n + 1], start=n)
+        compiled_logits = model(token, positions[n : n + 1], start=n, compiled=True)  # the same slot again
+    assert compiled_logits.shape == eager_logits.shape == (2, 1, model.vocab.size)
+    torch.testing.assert_close(compiled_logits, eager_logits, rtol=1e-5, atol=1e-5)
