@@ -59,7 +59,7 @@ FAMILIES = ("gpt", "diffusion", "forcing", "maskgit")
 # The quick run's sampling sweep on the continuation protocol: one point per family.
 QUICK_SWEEPS = {
     "gpt": {"temperature": [0.7]},
-    "diffusion": {"steps": [5]},
+    "diffusion": {"steps": [3]},
     "forcing": {"context_noise": [0.0]},
     "maskgit": {"steps": [4]},
 }
