@@ -148,7 +148,9 @@ def _html_table(page: str, marker: str) -> list[dict]:
     section = page.split(marker)[1].split("</table>")[0]
     header = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", section)]
     rows = re.findall(r"<tr>(.*?)</tr>", section.split("<tbody>")[1])
-    return [dict(zip(header, (html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", r)))) for r in rows]
+    return [
+        dict(zip(header, (html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)))) for r in rows
+    ]
 
 
 def _entry(results, protocol, strategy, a, b, metric) -> dict:

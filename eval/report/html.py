@@ -22,7 +22,7 @@ from html import escape
 from pathlib import Path
 
 from vtlm.eval.report import plots
-from vtlm.eval.report.comparisons import SECTIONS, comparison_sentence, comparison_table
+from vtlm.eval.report.comparisons import SECTIONS, VERDICT_HEADER, comparison_sentence, comparison_table
 from vtlm.eval.report.decomposition import decomposition_tables
 from vtlm.eval.report.markdown import (
     check_results,
@@ -50,7 +50,7 @@ th { background: #f2f2f2; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align:
 .meta td, .meta th { text-align: left; white-space: normal; }
 #generators td:nth-last-child(-n+2), #generators th:nth-last-child(-n+2) { text-align: left; white-space: normal; min-width: 14em; }
 #headline th { white-space: normal; } #headline .ci { color: #666; font-size: 11px; }
-#headline td:nth-last-child(2) { white-space: normal; text-align: left; min-width: 16em; }
+#headline td.verdicts { white-space: normal; text-align: left; min-width: 16em; }
 code { background: #f4f4f4; padding: 1px 4px; word-break: break-all; }
 .warn { background: #fff4d6; border: 1px solid #e6c15a; padding: .4em 1em; }
 .note { color: #555; font-size: 13px; }
@@ -123,7 +123,11 @@ def _headline(header: list[str], cells: list[list[str]]) -> str:
     """The headline table, narrow enough to read without scrolling: a figure's interval on a
     second, smaller line under its value, and the verdicts column wrapping."""
 
-    def cell(text: str) -> str:
+    verdicts = header.index(VERDICT_HEADER) if VERDICT_HEADER in header else None
+
+    def cell(column: int, text: str) -> str:
+        if column == verdicts:
+            return f'<td class="verdicts">{escape(text)}</td>'
         match = _INTERVAL.match(text)
         if match is None:
             return f"<td>{escape(text)}</td>"
@@ -131,7 +135,7 @@ def _headline(header: list[str], cells: list[list[str]]) -> str:
         return f'<td>{value}{unit}<br><span class="ci">[{interval}]</span></td>'
 
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(map(cell, line)) + "</tr>" for line in cells)
+    body = "".join("<tr>" + "".join(cell(j, text) for j, text in enumerate(line)) + "</tr>" for line in cells)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
