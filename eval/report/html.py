@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -110,10 +111,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
-def _table(header: list[str], cells: list[list[str]], css: str = "") -> str:
+def _cell(column: int, text: str) -> str:
+    return f"<td>{escape(text)}</td>"
+
+
+def _table(header: list[str], cells: list[list[str]], cell: Callable[[int, str], str] = _cell) -> str:
+    """An HTML table; ``cell(column, text)`` renders each body cell (default: escaped text)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in line) + "</tr>" for line in cells)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join("<tr>" + "".join(cell(j, text) for j, text in enumerate(line)) + "</tr>" for line in cells)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _INTERVAL = re.compile(r"^(?P<value>\S+) \[(?P<interval>[^\]]+)\](?P<unit>.*)$")
@@ -122,7 +128,6 @@ _INTERVAL = re.compile(r"^(?P<value>\S+) \[(?P<interval>[^\]]+)\](?P<unit>.*)$")
 def _headline(header: list[str], cells: list[list[str]]) -> str:
     """The headline table, narrow enough to read without scrolling: a figure's interval on a
     second, smaller line under its value, and the verdicts column wrapping."""
-
     verdicts = header.index(VERDICT_HEADER) if VERDICT_HEADER in header else None
 
     def cell(column: int, text: str) -> str:
@@ -130,13 +135,11 @@ def _headline(header: list[str], cells: list[list[str]]) -> str:
             return f'<td class="verdicts">{escape(text)}</td>'
         match = _INTERVAL.match(text)
         if match is None:
-            return f"<td>{escape(text)}</td>"
+            return _cell(column, text)
         value, interval, unit = (escape(match[k]) for k in ("value", "interval", "unit"))
         return f'<td>{value}{unit}<br><span class="ci">[{interval}]</span></td>'
 
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell(j, text) for j, text in enumerate(line)) + "</tr>" for line in cells)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _table(header, cells, cell)
 
 
 def _plot_img(fig, element_id: str, kind: str, protocol: str, alt: str) -> str:
