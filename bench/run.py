@@ -54,6 +54,11 @@ def _detail_lines(row: dict) -> list[str]:
             f"{pad} {'floor':<9} {row['fraction_of_floor']:.1%} of the matmul floor: the batch-1 matrix-vector "
             f"products alone run at {row['matmul_floor']:.0f} tokens/s"
         )
+    if "decode_floor" in row:
+        lines.append(
+            f"{pad} {'decode':<9} {row['fraction_of_decode_floor']:.1%} of the decode floor: those products with "
+            f"attention over {row['decode_floor_context']} cached positions run at {row['decode_floor']:.0f} tokens/s"
+        )
     if "loader_to_gpt" in row:
         ratio = row["loader_to_gpt"]
         text = "GPT training not measured" if ratio is None else f"{ratio:.1f}x the GPT's training tokens/s"

@@ -12,7 +12,7 @@ GPT_TRAIN_PEERS = ("hf-gpt2", "x-transformers")
 SAMPLING_PEER = "hf-gpt2"
 TOKENIZER_PEER = "magvit2"
 MFU_TARGET, SAMPLING_TARGET, TOKENIZER_TARGET, LOADER_TARGET = 0.70, 2.0, 2.0, 10.0
-FLOOR_TARGET = 0.90  # batch-1 sampling: this share of the matmul floor measured in the same run
+FLOOR_TARGET = 0.90  # batch-1 sampling: this share of the decode floor measured in the same run
 ROLLING_TARGET = 3.0  # the rolling cache over re-encoding the window, on the 4x rollout
 PARALLEL_TARGET = 3.0  # a parallel schedule: at most 1 / this of the plain sampler's sequential calls
 PERCENT_TARGETS = ("gpt_train_mfu", "gpt_sample_b1_floor")  # printed as shares, the rest as ratios
@@ -103,20 +103,27 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
             detail,
         )
     )
-    # the faster of vtlm's float32 batch-1 decoders (eager, compiled step) against the floor
+    # the faster of vtlm's float32 batch-1 decoders (eager, compiled step) against the decode
+    # floor: the step's matrix-vector products and its attention over the cache, bare
     decoders = [
-        row for row in (sample, by_id.get("gpt_sample_b1_compiled")) if row and row.get("fraction_of_floor")
+        row
+        for row in (sample, by_id.get("gpt_sample_b1_compiled"))
+        if row and row.get("fraction_of_decode_floor")
     ]
-    fastest = max(decoders, key=lambda row: row["fraction_of_floor"], default=sample)
+    fastest = max(decoders, key=lambda row: row["fraction_of_decode_floor"], default=sample)
     floor = _row_target(
         "gpt_sample_b1_floor",
-        f"GPT sampling at batch 1 >= {FLOOR_TARGET:.0%} of the fp32 matmul floor measured in the same run",
+        f"GPT sampling at batch 1 >= {FLOOR_TARGET:.0%} of the fp32 decode floor (matmuls and attention "
+        "over the cache) measured in the same run",
         fastest,
-        "fraction_of_floor",
+        "fraction_of_decode_floor",
         FLOOR_TARGET,
     )
     if fastest is not None and fastest is not sample:
         floor["detail"] = f"{floor['detail']} ({fastest['workload']})".strip()
+    if fastest is not None and fastest.get("fraction_of_decode_floor") and fastest.get("fraction_of_floor"):
+        alone = f"{fastest['fraction_of_floor']:.0%} of the matmul floor alone"
+        floor["detail"] = "; ".join(part for part in (floor["detail"], alone) if part)
     targets.append(floor)
     targets += _decoding_targets(by_id)
     targets += [_tokenizer_target(by_id.get(f"tokenizer_{key}"), key) for key in ("train", "encode")]

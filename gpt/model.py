@@ -86,7 +86,7 @@ class GPT(nn.Module):
         return self.norm(x)
 
     def rotations(self, positions: torch.Tensor) -> torch.Tensor:
-        """RoPE rotations (N, head_dim // 2) complex of positions (N, 3)."""
+        """RoPE rotations (N, 2, head_dim) of positions (N, 3)."""
         return rope_angles(positions, self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base)
 
     def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:
@@ -124,4 +124,4 @@ def compiled_step():
     start) -> logits (B, 1, vocab.size)``. Norms, RoPE, SwiGLU gates and residual adds fuse into
     a few kernels; the matrix products stay library calls. The first call per model compiles
     (~15 s on a 2-core CPU); batch sizes and positions are dynamic, so later calls do not."""
-    return torch.compile(_one_token, dynamic=True)
+    return torch.compile(_one_token, dynamic=True, options={"cpp_wrapper": True})

@@ -42,7 +42,7 @@ class RollingKV:
         batch, heads, head_dim: the rows and heads it serves.
         prefix_len, frame_tokens: the layout.
         frames: frame slots (the window, including room for the frames being decoded).
-        frame_rope: rotations (frames * frame_tokens, head_dim // 2) complex of the frame
+        frame_rope: rotations (frames * frame_tokens, 2, head_dim) of the frame
             slots' positions, in slot order (t-major raster).
     """
 
@@ -133,7 +133,7 @@ class FrameKV:
         capacity: frames held at most between chunks (>= 1; >= 2 with ``anchor``).
         max_chunk: frames decoded together at most.
         anchor: keep the first frame when the window rolls.
-        frame_rope: rotations (frames * frame_tokens, head_dim // 2) complex of the frame tokens
+        frame_rope: rotations (frames * frame_tokens, 2, head_dim) of the frame tokens
             at window positions 0 .. capacity + max_chunk - 1, in order.
     """
 

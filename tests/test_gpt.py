@@ -123,6 +123,12 @@ def test_rope_scores_depend_on_the_offset_only(kind):
     assert score(m, n) != pytest.approx(score(m, [n[0] + 1, n[1], n[2]]), abs=1e-3)
     rotated = apply_rope(q, rope_angles(torch.tensor([m]), 24, kind))
     assert rotated.norm().item() == pytest.approx(q.norm().item(), rel=1e-6)
+    # each pair (x[2i], x[2i+1]) is the complex number x[2i] + i x[2i+1] times e^(i theta)
+    cos = rope_angles(torch.tensor([m]), 24, kind)[:, 0, ::2]
+    theta = torch.atan2(-rope_angles(torch.tensor([m]), 24, kind)[:, 1, ::2], cos).double()
+    pairs = torch.view_as_complex(q.double().unflatten(-1, (-1, 2)).contiguous())
+    expected = torch.view_as_real(pairs * torch.polar(torch.ones_like(theta), theta)).flatten(-2)
+    torch.testing.assert_close(rotated.double(), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("rope", ["3d", "1d"])
