@@ -11,7 +11,8 @@ cached decoding step must, in the faster weight layout); and the decode floor, t
 with each layer's attention over the cached keys and values between them, bare, in the step's
 order at the run's mean context. The decode floor is the work no cached decoder of this model
 can skip (every weight and every cached key and value read once per token), so it caps any
-implementation's batch-1 rate; the matmul floor leaves out the cache reads.
+implementation's batch-1 rate; the matmul floor leaves out the cache reads. Each model's training
+step is also profiled once (``op_profile``): its operators by kind, how many, how long each.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from vtlm.gpt.sampling import SamplingConfig, choose
 from vtlm.layers.cross_entropy import linear_cross_entropy
 from vtlm.layers.quant import int8_copy, weight_bytes
 
+from .op_profile import op_shares
 from .timing import measure
 
 LAYERS, DIM, HEADS, VOCAB, BATCH, SEQ = 6, 384, 6, 8192, 4, 512
@@ -232,13 +234,14 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         weights = torch.full(targets.shape, 1 / targets.numel())
         return linear_cross_entropy(states, ours.head.weight, targets, weights)[0]
 
-    train = {}
+    train, optimizers = {}, {}
     for name, (model, loss_fn) in {
         "vtlm": (ours, our_loss),
         **{n: (m, f) for n, (m, f, _) in peers.items()},
     }.items():
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        optimizers[name] = (model, loss_fn, optimizer)
         train[name] = measure(
             f"train {name}",
             lambda m=model, f=loss_fn, o=optimizer: step(m, f, o),
@@ -246,6 +249,11 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
             "tokens/s",
             repeats=repeats,
         )
+    # where each model's training step spends its time, by kind of operator (untimed)
+    profiles = {
+        name: op_shares(lambda m=model, f=loss_fn, o=optimizer: step(m, f, o))
+        for name, (model, loss_fn, optimizer) in optimizers.items()
+    }
     peak = matmul_peak()
     mfu = ours.flops_per_token(seq) * train["vtlm"].median_rate / peak
     shape = {"layers": LAYERS, "dim": DIM, "heads": HEADS, "vocab": VOCAB, "batch": BATCH, "seq": seq}
@@ -265,6 +273,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
             "params": params,
             "mfu": mfu,
             "matmul_peak_gflops": peak / 1e9,
+            "op_profiles": profiles,
         }
     ]
     new = 32 if quick else NEW

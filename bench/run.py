@@ -17,6 +17,7 @@ from .generation_bench import run_generation_bench
 from .gpt_bench import run_gpt_bench
 from .gpu_bench import run_gpu_bench
 from .loader_bench import run_loader_bench
+from .op_profile import format_shares
 from .targets import evaluate_targets, format_targets
 from .throughput_bench import run_throughput_bench
 from .tokenizer_bench import run_tokenizer_bench
@@ -45,6 +46,8 @@ def _detail_lines(row: dict) -> list[str]:
         lines.append(
             f"{pad} {'MFU':<9} {row['mfu']:.1%} of a {row['matmul_peak_gflops']:.1f} GFLOP/s {dtype} matmul peak"
         )
+    for name, profile in row.get("op_profiles", {}).items():
+        lines.append(f"{pad} {'ops':<9} {name}: {format_shares(profile)}")
     if "fraction_of_bound" in row:
         lines.append(
             f"{pad} {'bound':<9} {row['fraction_of_bound']:.1%} of the memory-bandwidth bound ({row['bandwidth_bound']:.0f} tokens/s)"

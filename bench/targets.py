@@ -120,7 +120,7 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
         FLOOR_TARGET,
     )
     if fastest is not None and fastest is not sample:
-        floor["detail"] = f"{floor['detail']} ({fastest['workload']})".strip()
+        floor["detail"] = f"{floor['detail']} faster decoder: {fastest['workload']}".strip()
     if fastest is not None and fastest.get("fraction_of_decode_floor") and fastest.get("fraction_of_floor"):
         alone = f"{fastest['fraction_of_floor']:.0%} of the matmul floor alone"
         floor["detail"] = "; ".join(part for part in (floor["detail"], alone) if part)

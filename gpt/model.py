@@ -86,7 +86,7 @@ class GPT(nn.Module):
         return self.norm(x)
 
     def rotations(self, positions: torch.Tensor) -> torch.Tensor:
-        """RoPE rotations (N, 2, head_dim) of positions (N, 3)."""
+        """RoPE rotations of positions (N, 3) (``vtlm.layers.rope.rope_angles``)."""
         return rope_angles(positions, self.cfg.dim // self.cfg.heads, self.cfg.rope, self.cfg.rope_base)
 
     def setup_caches(self, batch: int, length: int | None = None, dtype: torch.dtype | None = None) -> None:

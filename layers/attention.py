@@ -106,7 +106,7 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, rope: torch.Tensor, start: int | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x (B, N, C) -> (B, N, C). ``rope``: rotations (N, 2, D) (``rope_angles``) of these N positions.
+        """x (B, N, C) -> (B, N, C). ``rope``: rotations (``rope_angles``) of these N positions.
 
         ``start``: with a cache set up, x holds positions [start, start + N) and attends to
         every cached position before them (and causally among themselves when ``causal``).

@@ -42,7 +42,7 @@ class RollingKV:
         batch, heads, head_dim: the rows and heads it serves.
         prefix_len, frame_tokens: the layout.
         frames: frame slots (the window, including room for the frames being decoded).
-        frame_rope: rotations (frames * frame_tokens, 2, head_dim) of the frame
+        frame_rope: rotations (``rope_angles``) of the frame
             slots' positions, in slot order (t-major raster).
     """
 
@@ -78,7 +78,7 @@ class RollingKV:
     ) -> torch.Tensor:
         """Attention of ``attn`` for x (B, N, C) -> (B, N, C) at slots [start, start + N).
 
-        ``rope``: the rotations (N, D // 2) of those slots. The tokens are stored (unrotated
+        ``rope``: the rotations (``rope_angles``) of those slots. The tokens are stored (unrotated
         keys kept for frame slots), then attend to every slot before ``start`` and among
         themselves causally (``attn.causal``) or fully; ``mask`` (N, start + N) bool replaces
         that rule. Slots past start + N, stale or empty, are never seen.
@@ -133,7 +133,7 @@ class FrameKV:
         capacity: frames held at most between chunks (>= 1; >= 2 with ``anchor``).
         max_chunk: frames decoded together at most.
         anchor: keep the first frame when the window rolls.
-        frame_rope: rotations (frames * frame_tokens, 2, head_dim) of the frame tokens
+        frame_rope: rotations (``rope_angles``) of the frame tokens
             at window positions 0 .. capacity + max_chunk - 1, in order.
     """
 
@@ -172,7 +172,7 @@ class FrameKV:
 
         The first call after a reset takes the prefix (N = prefix_len; it sees only itself) and
         stores it. Later calls take a chunk of c whole frames at window positions after the held
-        frames (``rope``: their rotations (N, D // 2)); the chunk sees the prefix, every held frame,
+        frames (``rope``: their rotations); the chunk sees the prefix, every held frame,
         and itself frame-causally. ``write``: commit the chunk (hold it, then roll the window).
         """
         n = x.shape[1]

@@ -24,12 +24,18 @@ def rope_dims(head_dim: int, kind: str) -> tuple[int, int, int]:
     return 2 * (pairs - h - w), 2 * h, 2 * w
 
 
-def rope_angles(positions: torch.Tensor, head_dim: int, kind: str, base: float = 10000.0) -> torch.Tensor:
-    """Rotations of ``positions`` (N, 3) int (t, h, w): (N, 2, head_dim) float32, row 0 the
-    cosines and row 1 the sines of each pair's angle, repeated over the pair's two dimensions,
-    the sine negated on the first (``apply_rope``); angles and their cosines and sines computed
-    in float64. Real numbers rather than complex ones: a compiled step fuses real arithmetic
-    into its kernels, while complex operators fall back to one library call each.
+def rope_angles(
+    positions: torch.Tensor, head_dim: int, kind: str, base: float = 10000.0, real: bool | None = None
+) -> torch.Tensor:
+    """Rotations e^(i theta) of ``positions`` (N, 3) int (t, h, w), angles computed in float64,
+    in one of two forms that ``apply_rope`` takes:
+
+    - complex: (N, head_dim // 2) complex64, one per pair of dimensions; eager code rotates a
+      tensor with one complex multiply;
+    - real (``real``, by default when ``torch.compile`` traces): (N, 2, head_dim) float32, row 0
+      the cosines and row 1 the sines of each pair's angle, repeated over the pair's two
+      dimensions, the sine negated on the first; inductor fuses this arithmetic into its
+      kernels, while each complex operator would stay one library call.
 
     kind "1d": only the first coordinate is used, over all dimensions; "3d": t, h, w each
     rotate their own share of the dimensions.
@@ -41,16 +47,25 @@ def rope_angles(positions: torch.Tensor, head_dim: int, kind: str, base: float =
             continue
         freqs = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
         angles.append(positions[:, axis, None].double() * freqs[None])
-    theta = torch.cat(angles, dim=-1).repeat_interleave(2, dim=-1)  # (N, head_dim)
+    theta = torch.cat(angles, dim=-1)
+    if not (torch.compiler.is_compiling() if real is None else real):
+        return torch.polar(torch.ones_like(theta), theta).to(torch.complex64)
+    theta = theta.repeat_interleave(2, dim=-1)  # (N, head_dim)
     sign = torch.tensor([-1.0, 1.0], dtype=torch.float64, device=positions.device).repeat(head_dim // 2)
     return torch.stack([theta.cos(), theta.sin() * sign], dim=1).float()
 
 
 def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (a, b) = (x[2i], x[2i+1]) of x (B, H, N, D) by ``rotation`` (N, 2, D) from
-    ``rope_angles``: (a cos - b sin, b cos + a sin), the product of a + ib with e^(i theta), in
-    float32: x * cos + (b, a) * (-sin, sin)."""
-    cos, sin = rotation.unbind(1)
+    """Rotate pairs (a, b) = (x[2i], x[2i+1]) of x (B, H, N, D) by ``rotation`` from
+    ``rope_angles``, in float32: a + ib times e^(i theta), that is (a cos - b sin, b cos + a sin).
+    Complex rotations (N, D // 2) multiply the pairs as complex numbers; real ones (N, 2, D)
+    compute x * cos + (b, a) * (-sin, sin)."""
     x32 = x.float()
+    if rotation.is_complex():
+        pairs = x32.unflatten(-1, (-1, 2))
+        if pairs.stride(-1) != 1 or any(s % 2 for s in pairs.stride()[:-1]):
+            pairs = pairs.contiguous()  # view_as_complex needs (re, im) adjacent
+        return torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2).type_as(x)
+    cos, sin = rotation.unbind(1)
     swapped = x32.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
     return torch.addcmul(x32 * cos, swapped, sin).type_as(x)

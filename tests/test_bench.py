@@ -11,7 +11,7 @@ import torch
 
 from vtlm.bench.gpt_bench import run_gpt_bench
 from vtlm.bench.gpu_bench import SKIP_NOTE, run_gpu_bench
-from vtlm.bench.run import bench
+from vtlm.bench.run import bench, format_table
 from vtlm.bench.targets import evaluate_targets, format_targets
 from vtlm.eval.cost import measure_generation, peak_memory
 
@@ -167,7 +167,7 @@ def test_sampling_target_names_the_matmul_cap():
     )
     (floor,) = [t for t in evaluate_targets([row, compiled]) if t["id"] == "gpt_sample_b1_floor"]
     assert floor["status"] == "holds" and floor["measured"] == pytest.approx(210 / 220)
-    assert "(gpt_sample_b1_compiled); 88% of the matmul floor alone" in floor["detail"]
+    assert floor["detail"] == "faster decoder: gpt_sample_b1_compiled; 88% of the matmul floor alone"
     slower = {**compiled, "vtlm": 140.0, "fraction_of_decode_floor": 140 / 220}
     (floor,) = [t for t in evaluate_targets([row, slower]) if t["id"] == "gpt_sample_b1_floor"]
     assert floor["status"] == "does not hold" and floor["measured"] == pytest.approx(150 / 220)
@@ -198,6 +198,14 @@ def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
     assert 3 < int8["bandwidth_bound"] / by_id["gpt_sample_b1"]["bandwidth_bound"] < 4
     assert any(note.startswith("GPT sampling at batch 1 with int8 weight-only") for note in notes)
     assert by_id["gpt_train"]["mfu"] > 0 and by_id["gpt_train"]["matmul_peak_gflops"] > 0
+    # the training step's operators by kind: shares of their own time, read back from the table
+    profile = by_id["gpt_train"]["op_profiles"]["vtlm"]
+    assert sum(profile["shares"].values()) == pytest.approx(1.0)
+    assert {"matrix products", "attention", "optimizer"} <= set(profile["shares"])
+    assert profile["ops_per_call"] > 100 and profile["us_per_op"] > 0
+    table = format_table(rows)
+    assert f"vtlm: {profile['ops_per_call']:,.0f} ops per call" in table
+    assert f"matrix products {profile['shares']['matrix products']:.0%}" in table
     assert by_id["gpt_sample_b1_bf16"]["shape"]["dtype"] == "bfloat16"
     for key in ("gpt_sample_b1", "gpt_sample_b1_bf16"):
         row = by_id[key]
@@ -207,6 +215,27 @@ def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
         assert row["decode_floor_context"] == 80 and 0 < row["vtlm"] < 1.5 * row["decode_floor"]
     installed = {name for name in ("transformers", "x_transformers") if importlib.util.find_spec(name)}
     assert len(notes) >= 2 - len(installed)
+
+
+def test_operators_are_grouped_by_kind():
+    from vtlm.bench.op_profile import group_of
+
+    expected = {
+        "aten::mm": "matrix products",
+        "aten::addmm_": "matrix products",
+        "aten::_scaled_dot_product_flash_attention_for_cpu_backward": "attention",
+        "aten::_log_softmax_backward_data": "loss and softmax",
+        "aten::_foreach_add_": "optimizer",
+        "aten::silu_backward": "norms and element-wise",
+        "aten::embedding_dense_backward": "norms and element-wise",
+        "aten::add_": "norms and element-wise",
+        "aten::_to_copy": "copies, layout and allocation",
+        "aten::t": "copies, layout and allocation",
+        "aten::transpose": "copies, layout and allocation",
+        "aten::tanh": "other",
+        "aten::polar": "other",
+    }
+    assert {name: group_of(name) for name in expected} == expected
 
 
 def test_loader_ratio_uses_the_gpt_training_rate_of_the_same_run(tmp_path, monkeypatch):

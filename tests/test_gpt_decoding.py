@@ -117,12 +117,11 @@ def test_rolling_kv_rotates_held_keys_to_their_new_slots():
     """After a roll, the held keys are the unrotated keys of the tokens that stayed, rotated by
     the positions of the slots they moved to; values move with them."""
     torch.manual_seed(0)
-    angles = torch.randn(4 * 3, 4).repeat_interleave(2, dim=-1)  # 4 frame slots of 3 tokens
-    rope = torch.stack([angles.cos(), angles.sin() * torch.tensor([-1.0, 1.0]).repeat(4)], dim=1)
+    rope = torch.polar(torch.ones(4 * 3, 4), torch.randn(4 * 3, 4))  # 4 frame slots of 3 tokens
     cache = RollingKV(1, 2, 8, 2, 3, 4, rope, torch.float32, "cpu")
     attn = GPT(replace(TINY, dim=16, heads=2)).blocks[0].attn
     x = torch.randn(1, 2 + 11, 16)  # prefix and 11 frame tokens: the 4th frame is partial
-    positions = torch.cat([torch.stack([torch.ones(2, 8), torch.zeros(2, 8)], 1), rope[:11]])
+    positions = torch.cat([torch.polar(torch.ones(2, 4), torch.zeros(2, 4)), rope[:11]])
     cache.attend(attn, x, positions, 0)
     raw, values = cache.raw[:, :, :11].clone(), cache.values[:, :, 2:13].clone()
     cache.roll(1, 1, 11)  # the second frame leaves; frames 3 and 4 move down
