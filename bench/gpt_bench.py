@@ -18,6 +18,7 @@ step is also profiled once (``op_profile``): its operators by kind, how many, ho
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 
 import torch
@@ -30,7 +31,7 @@ from vtlm.layers.cross_entropy import linear_cross_entropy
 from vtlm.layers.quant import int8_copy, weight_bytes
 
 from .op_profile import op_shares
-from .timing import measure
+from .timing import Measurement, measure
 
 LAYERS, DIM, HEADS, VOCAB, BATCH, SEQ = 6, 384, 6, 8192, 4, 512
 PROMPT, NEW, TOP_K = 64, 448, 50
@@ -123,6 +124,34 @@ def decode_floor(model: GPT, context: int, repeats: int = 20) -> float:
             times = sorted(_timed(run) for _ in range(repeats))
             best = min(best, times[len(times) // 2])
     return 1 / best
+
+
+def sample_with_floors(
+    model: GPT, prompt: torch.Tensor, new: int, repeats: int, name: str, compiled: bool = False
+) -> tuple[Measurement, dict]:
+    """vtlm's batch-1 sampling rate and the two floors of the same weights, measured in turns
+    (one timed sample, then each floor, ``repeats`` times; the rate's warm-up, and any compiling,
+    first), so that the three see the same moments of a shared machine, whose speed drifts over
+    minutes. Returns the sampling measurement and {"matmul_floor", "decode_floor",
+    "decode_floor_context"}: the floors' medians, tokens/s, the decode floor at the run's mean
+    context."""
+    context = prompt.shape[1] + new // 2
+
+    def sample():
+        vtlm_generate(model, prompt, new, torch.Generator().manual_seed(0), compiled=compiled)
+
+    sample()
+    seconds, matmuls, decodes = [], [], []
+    for _ in range(repeats):
+        seconds.append(_timed(sample))
+        matmuls.append(matmul_floor(model, repeats=5))
+        decodes.append(decode_floor(model, context, repeats=5))
+    floors = {
+        "matmul_floor": statistics.median(matmuls),
+        "decode_floor": statistics.median(decodes),
+        "decode_floor_context": context,
+    }
+    return Measurement(name=name, items=new, unit="tokens/s", seconds=seconds), floors
 
 
 def _timed(fn) -> float:
@@ -251,7 +280,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         )
     # where each model's training step spends its time, by kind of operator (untimed)
     profiles = {
-        name: op_shares(lambda m=model, f=loss_fn, o=optimizer: step(m, f, o))
+        name: op_shares(lambda m=model, f=loss_fn, o=optimizer: step(m, f, o), item="step")
         for name, (model, loss_fn, optimizer) in optimizers.items()
     }
     peak = matmul_peak()
@@ -287,13 +316,19 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         prompt = torch.randint(0, VOCAB, (batch, PROMPT))
         rates = {}
         gen = torch.Generator().manual_seed(0)
-        rates["vtlm"] = measure(
-            f"sample vtlm b{batch} {dtype}",
-            lambda p=prompt, g=gen, m=models["vtlm"]: vtlm_generate(m, p, new, g),
-            batch * new,
-            "tokens/s",
-            repeats=repeats,
-        )
+        floors = {}
+        if batch == 1:  # with the floors of its weights, measured in turns with it
+            rates["vtlm"], floors = sample_with_floors(
+                models["vtlm"], prompt, new, repeats, f"sample vtlm b1 {dtype}"
+            )
+        else:
+            rates["vtlm"] = measure(
+                f"sample vtlm b{batch} {dtype}",
+                lambda p=prompt, g=gen, m=models["vtlm"]: vtlm_generate(m, p, new, g),
+                batch * new,
+                "tokens/s",
+                repeats=repeats,
+            )
         for name, (_, _, generate) in peers.items():
             try:
                 with torch.no_grad():
@@ -320,20 +355,19 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         if batch == 1:
             weights = models["vtlm"]
             bound = bandwidth / weight_bytes(weights)
-            floor = matmul_floor(weights)
-            whole = decode_floor(weights, PROMPT + new // 2)
             row.update(
-                {
-                    "bandwidth_bound": bound,
-                    "fraction_of_bound": rates["vtlm"].median_rate / bound,
-                    "copy_gbps": bandwidth / 1e9,
-                    "matmul_floor": floor,
-                    "fraction_of_floor": rates["vtlm"].median_rate / floor,
-                    "decode_floor": whole,
-                    "fraction_of_decode_floor": rates["vtlm"].median_rate / whole,
-                    "decode_floor_context": PROMPT + new // 2,
-                }
+                bandwidth_bound=bound,
+                fraction_of_bound=rates["vtlm"].median_rate / bound,
+                copy_gbps=bandwidth / 1e9,
+                **_fractions(rates["vtlm"].median_rate, floors),
             )
+            if dtype == torch.float32:  # the eager decoder's operators per token (untimed)
+                profile = op_shares(
+                    lambda p=prompt: vtlm_generate(ours, p, new, torch.Generator().manual_seed(0)),
+                    items=new,
+                    item="token",
+                )
+                row["op_profiles"] = {"vtlm": profile}
         rows.append(row)
     fp32 = next(row for row in rows if row["id"] == "gpt_sample_b1")
     for kind, what in (
@@ -357,15 +391,19 @@ def b1_variant_row(
     memory-bandwidth bound from the int8 bytes)."""
     network = int8_copy(model) if kind == "int8" else model
     prompt = torch.randint(0, VOCAB, (1, PROMPT))
-    rate = measure(
-        f"sample vtlm b1 {kind}",
-        lambda: vtlm_generate(
-            network, prompt, new, torch.Generator().manual_seed(0), compiled=kind == "compiled"
-        ),
-        new,
-        "tokens/s",
-        repeats=repeats,
-    )
+    floors = {}
+    if kind == "compiled":  # the same weights as float32 eager: its floors, measured in turns with it
+        rate, floors = sample_with_floors(
+            model, prompt, new, repeats, "sample vtlm b1 compiled", compiled=True
+        )
+    else:
+        rate = measure(
+            f"sample vtlm b1 {kind}",
+            lambda: vtlm_generate(network, prompt, new, torch.Generator().manual_seed(0)),
+            new,
+            "tokens/s",
+            repeats=repeats,
+        )
     row = {
         "id": f"gpt_sample_b1_{kind}",
         "workload": f"GPT sampling, batch 1, {PROMPT}+{new} tokens, top-k, "
@@ -378,12 +416,16 @@ def b1_variant_row(
         "vs_fp32": rate.median_rate / fp32["vtlm"],
         "bandwidth_bound": bandwidth / weight_bytes(network),
     }
-    if kind == "compiled":  # the same weights: the same floors
-        row.update(
-            matmul_floor=fp32["matmul_floor"],
-            fraction_of_floor=rate.median_rate / fp32["matmul_floor"],
-            decode_floor=fp32["decode_floor"],
-            fraction_of_decode_floor=rate.median_rate / fp32["decode_floor"],
-            decode_floor_context=fp32["decode_floor_context"],
-        )
+    row.update(_fractions(rate.median_rate, floors))
     return row
+
+
+def _fractions(rate: float, floors: dict) -> dict:
+    """The floors (``sample_with_floors``) and the fractions of them that ``rate`` reaches."""
+    if not floors:
+        return {}
+    return {
+        **floors,
+        "fraction_of_floor": rate / floors["matmul_floor"],
+        "fraction_of_decode_floor": rate / floors["decode_floor"],
+    }

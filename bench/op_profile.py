@@ -15,22 +15,26 @@ from collections.abc import Callable
 
 from torch.profiler import ProfilerActivity, profile
 
-# Matched as substrings of the ATen operator's name, in this order ("mm" after the others).
+# Matched as substrings of the ATen operator's name, in this order.
 SUBSTRING_GROUPS = {
     "attention": ("scaled_dot_product", "flash_attention", "efficient_attention"),
     "loss and softmax": ("log_softmax", "nll_loss", "cross_entropy", "logsumexp", "softmax"),
     "optimizer": ("foreach", "adam", "lerp", "addcdiv", "addcmul_"),
-    "matrix products": ("mm", "matmul", "linear", "mkldnn"),
+    "matrix products": ("matmul", "mkldnn"),
 }
 # Matched as the operator's base name: leading and trailing "_" and a "_backward" suffix dropped;
 # a key also matches names that extend it after "_" ("embedding" matches "embedding_dense").
 NAMED_GROUPS = {
+    "matrix products": (
+        "mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "linear", "int_mm",
+        "weight_int8pack_mm",
+    ),
     "norms and element-wise": (
         "rms_norm", "fused_rms_norm", "layer_norm", "native_layer_norm", "silu", "gelu", "mul",
         "add", "sub", "div", "pow", "rsqrt", "sqrt", "exp", "neg", "mean", "sum", "where",
         "sigmoid", "embedding", "fill", "zero", "flip", "masked_fill", "gather", "scatter",
         "index", "arange", "max", "min", "addcmul", "lt", "le", "gt", "ge", "eq", "ne", "abs",
-        "clamp", "rand", "multinomial", "topk", "sort", "argmax", "cumsum",
+        "tanh", "clamp", "rand", "multinomial", "topk", "sort", "argmax", "cumsum",
     ),
     "copies, layout and allocation": (
         "copy", "clone", "contiguous", "cat", "stack", "to_copy", "to", "reshape", "view",
@@ -55,15 +59,14 @@ def group_of(name: str) -> str:
     return "other"
 
 
-def op_shares(fn: Callable[[], object], calls: int = 1) -> dict:
-    """Profile ``calls`` calls of ``fn`` (after one untimed warm-up call): {"shares": {group:
-    share of the ATen operators' summed own time}, "ops_per_call", "us_per_op" (mean own time
-    of one operator, microseconds)}. Only ``aten::`` operators count; Python between them is
-    not an operator's own time."""
+def op_shares(fn: Callable[[], object], items: int = 1, item: str = "call") -> dict:
+    """Profile one call of ``fn`` (after one untimed warm-up call) that processes ``items``
+    ``item``s: {"shares": {group: share of the ATen operators' summed own time}, "ops_per_item",
+    "us_per_op" (mean own time of one operator, microseconds), "item"}. Only ``aten::``
+    operators count; Python between them is not an operator's own time."""
     fn()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(calls):
-            fn()
+        fn()
     totals: dict[str, float] = {}
     count, own = 0, 0.0
     for event in prof.key_averages():
@@ -76,14 +79,20 @@ def op_shares(fn: Callable[[], object], calls: int = 1) -> dict:
     shares = (
         {group: totals[group] / own for group in sorted(totals, key=totals.get, reverse=True)} if own else {}
     )
-    return {"shares": shares, "ops_per_call": count / calls, "us_per_op": own / count if count else 0.0}
+    return {
+        "shares": shares,
+        "ops_per_item": count / items,
+        "us_per_op": own / count if count else 0.0,
+        "item": item,
+    }
 
 
 def format_shares(profile_row: dict) -> str:
-    """``1,234 ops per call, 12 us each: matrix products 71%, attention 9%, ...``"""
+    """``1,234 ops per step, 12 us each: matrix products 71%, attention 9%, ...``"""
     shares = ", ".join(
         f"{group} {share:.0%}" for group, share in profile_row["shares"].items() if share >= 0.005
     )
     return (
-        f"{profile_row['ops_per_call']:,.0f} ops per call, {profile_row['us_per_op']:.0f} us each: {shares}"
+        f"{profile_row['ops_per_item']:,.0f} ops per {profile_row['item']}, "
+        f"{profile_row['us_per_op']:.0f} us each: {shares}"
     )

@@ -185,10 +185,11 @@ def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
         "gpt_sample_b1_int8",
         "gpt_sample_b1_compiled",
     }
-    compiled = by_id["gpt_sample_b1_compiled"]  # the same weights: the eager row's floor
-    assert compiled["matmul_floor"] == by_id["gpt_sample_b1"]["matmul_floor"]
+    compiled = by_id["gpt_sample_b1_compiled"]  # its own floors, measured in turns with it
+    for key in ("matmul_floor", "decode_floor"):
+        assert compiled[key] > 0 and by_id["gpt_sample_b1"][key] > 0
+    assert compiled["decode_floor_context"] == by_id["gpt_sample_b1"]["decode_floor_context"]
     assert compiled["fraction_of_floor"] == pytest.approx(compiled["vtlm"] / compiled["matmul_floor"])
-    assert compiled["decode_floor"] == by_id["gpt_sample_b1"]["decode_floor"]
     assert compiled["fraction_of_decode_floor"] == pytest.approx(compiled["vtlm"] / compiled["decode_floor"])
     assert compiled["vs_fp32"] == pytest.approx(compiled["vtlm"] / by_id["gpt_sample_b1"]["vtlm"])
     assert any(note.startswith("GPT sampling at batch 1 with the compiled one-token step") for note in notes)
@@ -202,9 +203,13 @@ def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
     profile = by_id["gpt_train"]["op_profiles"]["vtlm"]
     assert sum(profile["shares"].values()) == pytest.approx(1.0)
     assert {"matrix products", "attention", "optimizer"} <= set(profile["shares"])
-    assert profile["ops_per_call"] > 100 and profile["us_per_op"] > 0
+    assert profile["ops_per_item"] > 100 and profile["us_per_op"] > 0 and profile["item"] == "step"
+    decoding = by_id["gpt_sample_b1"]["op_profiles"]["vtlm"]  # per token: one cached step each
+    assert decoding["item"] == "token" and 20 < decoding["ops_per_item"] < profile["ops_per_item"]
+    assert decoding["shares"]["matrix products"] == max(decoding["shares"].values())
     table = format_table(rows)
-    assert f"vtlm: {profile['ops_per_call']:,.0f} ops per call" in table
+    assert f"vtlm: {profile['ops_per_item']:,.0f} ops per step" in table
+    assert f"vtlm: {decoding['ops_per_item']:,.0f} ops per token" in table
     assert f"matrix products {profile['shares']['matrix products']:.0%}" in table
     assert by_id["gpt_sample_b1_bf16"]["shape"]["dtype"] == "bfloat16"
     for key in ("gpt_sample_b1", "gpt_sample_b1_bf16"):
@@ -232,7 +237,10 @@ def test_operators_are_grouped_by_kind():
         "aten::_to_copy": "copies, layout and allocation",
         "aten::t": "copies, layout and allocation",
         "aten::transpose": "copies, layout and allocation",
-        "aten::tanh": "other",
+        "aten::tanh": "norms and element-wise",
+        "aten::lgamma": "other",
+        "aten::_weight_int8pack_mm": "matrix products",
+        "aten::bmm": "matrix products",
         "aten::polar": "other",
     }
     assert {name: group_of(name) for name in expected} == expected
