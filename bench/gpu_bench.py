@@ -4,7 +4,9 @@
   (attention ``auto`` sees float32 activations there and takes SDPA, which autocast runs in
   bf16), tokens/s and MFU against a bf16 matmul peak measured on the same device.
 - GPT ``base`` sampling with the weights in bf16 and the KV cache (the CPU workload's top-k
-  sampler; attention ``auto``: flash-attn when installed, else SDPA), tokens/s at batch 1 and 32.
+  sampler; attention ``auto``: flash-attn when installed, else SDPA), tokens/s at batch 1 and 32;
+  at batch 1 also with the one-token step replayed as a CUDA graph (``graphed_step``; its
+  capture in the untimed warm-up), beside the eager rate.
 - Tokenizer ``base`` preset on 17x128x128 clips (-> 5x16x16): train step (bf16 autocast),
   encode and decode, clips/s.
 
@@ -90,20 +92,21 @@ def _gpt_train_row(model: GPT, quick: bool, repeats: int) -> dict:
 def _gpt_sample_rows(model: GPT, quick: bool, repeats: int) -> list[dict]:
     model = model.to(torch.bfloat16).eval()
     new, rows = (32 if quick else 448), []
-    for batch in (1, 32):
+    for batch, graphed in ((1, False), (32, False), (1, True)):
         prompt = torch.randint(0, VOCAB, (batch, PROMPT), device="cuda")
         generator = torch.Generator(device="cuda").manual_seed(0)
         rate = measure(
-            "gpu sample",
-            _synced(lambda p=prompt, g=generator: vtlm_generate(model, p, new, g)),
+            "gpu sample" + (" graphed" if graphed else ""),
+            _synced(lambda p=prompt, g=generator, c=graphed: vtlm_generate(model, p, new, g, compiled=c)),
             batch * new,
             "tokens/s",
             repeats=repeats,
         )
         rows.append(
             {
-                "id": f"gpu_gpt_sample_b{batch}",
-                "workload": f"GPU: GPT base sampling, batch {batch}, {PROMPT}+{new} tokens, bf16",
+                "id": f"gpu_gpt_sample_b{batch}" + ("_graphed" if graphed else ""),
+                "workload": f"GPU: GPT base sampling, batch {batch}, {PROMPT}+{new} tokens, bf16"
+                + (", CUDA graph step" if graphed else ""),
                 "unit": "tokens/s",
                 "vtlm": rate.median_rate,
                 "vtlm_spread": rate.spread,
@@ -111,6 +114,8 @@ def _gpt_sample_rows(model: GPT, quick: bool, repeats: int) -> list[dict]:
                 "shape": {"preset": "base", "vocab": VOCAB, "batch": batch, "prompt": PROMPT, "new": new},
             }
         )
+        if graphed:
+            rows[-1]["vs_eager"] = rate.median_rate / rows[0]["vtlm"]
     return rows
 
 

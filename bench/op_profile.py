@@ -34,7 +34,7 @@ NAMED_GROUPS = {
         "add", "sub", "div", "pow", "rsqrt", "sqrt", "exp", "neg", "mean", "sum", "where",
         "sigmoid", "embedding", "fill", "zero", "flip", "masked_fill", "gather", "scatter",
         "index", "arange", "max", "min", "addcmul", "lt", "le", "gt", "ge", "eq", "ne", "abs",
-        "tanh", "clamp", "rand", "multinomial", "topk", "sort", "argmax", "cumsum",
+        "tanh", "native_dropout", "dropout", "clamp", "rand", "multinomial", "topk", "sort", "argmax", "cumsum",
     ),
     "copies, layout and allocation": (
         "copy", "clone", "contiguous", "cat", "stack", "to_copy", "to", "reshape", "view",

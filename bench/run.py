@@ -62,6 +62,8 @@ def _detail_lines(row: dict) -> list[str]:
             f"{pad} {'decode':<9} {row['fraction_of_decode_floor']:.1%} of the decode floor: those products with "
             f"attention over {row['decode_floor_context']} cached positions run at {row['decode_floor']:.0f} tokens/s"
         )
+    if "vs_eager" in row:
+        lines.append(f"{pad} {'ratio':<9} {row['vs_eager']:.2f}x the eager batch-1 rate of this run")
     if "loader_to_gpt" in row:
         ratio = row["loader_to_gpt"]
         text = "GPT training not measured" if ratio is None else f"{ratio:.1f}x the GPT's training tokens/s"

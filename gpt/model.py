@@ -57,7 +57,8 @@ class GPT(nn.Module):
         ``mask``: (N, start + N) bool, which cached slots each id may attend to, replacing the
         causal rule (decoding out of raster order).
         ``compiled``: a one-token step on the static cache (N = 1, ``start`` given, no rolling
-        caches, no mask) runs through :func:`compiled_step`; any other call runs eagerly.
+        caches, no mask) runs through :func:`compiled_step` on a CPU and :func:`graphed_step`
+        on a GPU; any other call runs eagerly.
         """
         rows, n = ids.shape
         outputs = n if last is None else last
@@ -65,6 +66,9 @@ class GPT(nn.Module):
         self.meter.add(rows * forward_flops(self.block_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
         self.meter.add(rows * outputs * 2 * self.head.weight.numel())
         if compiled and n == 1 and start is not None and caches is None and mask is None:
+            if ids.is_cuda:  # static shapes, the position as a tensor: one graph for every position
+                at = torch.tensor([start], device=ids.device)
+                return graphed_step()(self, ids, positions.to(ids.device), at).clone()
             return compiled_step()(self, ids, positions, start)
         hidden = self.hidden(ids, positions, start, caches, mask)
         return linear(hidden if last is None else hidden[:, -last:], self.head)
@@ -113,7 +117,9 @@ class GPT(nn.Module):
         )
 
 
-def _one_token(model: GPT, ids: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
+def _one_token(
+    model: GPT, ids: torch.Tensor, positions: torch.Tensor, start: int | torch.Tensor
+) -> torch.Tensor:
     return linear(model.hidden(ids, positions, start), model.head)
 
 
@@ -125,3 +131,14 @@ def compiled_step():
     a few kernels; the matrix products stay library calls. The first call per model compiles
     (~15 s on a 2-core CPU); batch sizes and positions are dynamic, so later calls do not."""
     return torch.compile(_one_token, dynamic=True, options={"cpp_wrapper": True})
+
+
+@functools.cache
+def graphed_step():
+    """The one-token step for CUDA: ``step(model, ids (B, 1), positions (1, 3), start (1,)
+    int64 tensor) -> logits (B, 1, vocab.size)``, compiled with static shapes (attention over
+    the whole cache, the slots after ``start`` masked: ``Attention``'s tensor ``start``) and
+    ``mode="reduce-overhead"``, so inductor records it as a CUDA graph once per model and batch
+    size and replays it at every position: one launch per token instead of one per kernel.
+    Each replay overwrites the graph's output, so the caller copies it (``GPT.forward``)."""
+    return torch.compile(_one_token, mode="reduce-overhead", dynamic=False)

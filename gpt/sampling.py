@@ -67,7 +67,8 @@ class SamplingConfig:
     # to every linear layer; embeddings and norms stay as they are.
     weights: str = "fp32"
     # Run every one-token step of the plain sampler through torch.compile (vtlm.gpt.model.
-    # compiled_step): fewer, fused kernels per token, the same tokens up to float rounding.
+    # compiled_step): fewer, fused kernels per token, the same tokens up to float rounding. On
+    # a GPU the step has static shapes and replays as a CUDA graph (graphed_step).
     # The first step compiles (~15 s on a 2-core CPU, once per process and network), so it pays
     # off for long or many samples. Prefills, rolling caches and the parallel schedules' blocks
     # stay eager.

@@ -98,9 +98,16 @@ class Attention(nn.Module):
         self.cache: KVCache | None = None
 
     def setup_cache(self, batch: int, length: int, dtype: torch.dtype, device) -> None:
-        """Preallocate the cache for decoding up to ``length`` positions of ``batch`` sequences."""
+        """Preallocate the cache for decoding up to ``length`` positions of ``batch`` sequences;
+        a cache of that size, dtype and device is kept as it is (nothing is read past what a
+        run writes, so its stale slots need no clearing, and a captured CUDA graph keeps
+        pointing at the same memory)."""
         probe = torch.empty(0, dtype=dtype, device=device)
         flash = choose_backend(self.backend, probe) == "flash"
+        old = self.cache
+        if old is not None and old.flash == flash and old.length == length and old.k.shape[0] == batch:
+            if old.k.dtype == dtype and old.k.device == probe.device:
+                return
         self.cache = KVCache(batch, self.heads, length, self.head_dim, dtype, device, flash)
 
     def forward(
@@ -109,7 +116,11 @@ class Attention(nn.Module):
         """x (B, N, C) -> (B, N, C). ``rope``: rotations (``rope_angles``) of these N positions.
 
         ``start``: with a cache set up, x holds positions [start, start + N) and attends to
-        every cached position before them (and causally among themselves when ``causal``).
+        every cached position before them (and causally among themselves when ``causal``). A
+        (1,) int64 tensor on x's device instead of an int makes a static-shape step: the same
+        shapes at every position (the cache written with ``index_copy_``, attention over all
+        of it with the slots after the new positions masked), so a CUDA graph captured once
+        replays at every position.
         ``mask``: (N, keys) bool, True where a query may attend (e.g. ``frame_causal_mask``);
         it replaces the causal rule and always runs on SDPA (flash-attn takes no mask).
         """
@@ -119,9 +130,13 @@ class Attention(nn.Module):
         )  # 3 x (B, H, N, D)
         q, k = apply_rope(q, rope), apply_rope(k, rope)
         backend = choose_backend(self.backend, x)
+        if start is not None and self.cache is None:
+            raise RuntimeError("Attention: call setup_cache before decoding with start=")
+        if isinstance(start, torch.Tensor):
+            if mask is not None:
+                raise ValueError("mask: a static-shape step (a tensor start) takes none")
+            return linear(self._static_cached(q, k, v, start).reshape(b, n, -1), self.proj)
         if start is not None:
-            if self.cache is None:
-                raise RuntimeError("Attention: call setup_cache before decoding with start=")
             if self.cache.flash:
                 if mask is not None:
                     raise ValueError(
@@ -147,12 +162,30 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return linear(y.transpose(1, 2).reshape(b, n, -1), self.proj)
 
-    def _flash_cached(self, q, k, v, start: int) -> torch.Tensor:
+    def _static_cached(self, q, k, v, start: torch.Tensor) -> torch.Tensor:
+        """q, k, v (B, H, n, D) at positions start + [0, n) -> (B, n, H, D): a step whose shapes
+        do not depend on ``start`` ((1,) int64), for CUDA graphs."""
+        b, n = q.shape[0], q.shape[2]
+        if self.cache.flash:  # flash-attn's cache kernel takes the lengths as a tensor already
+            return self._flash_cached(q, k, v, start)
+        slots = start + torch.arange(n, device=q.device)  # (n,)
+        cache_k, cache_v = self.cache.k[:b], self.cache.v[:b]  # (B, H, L, D), written in place
+        cache_k.index_copy_(2, slots, k.to(cache_k.dtype))
+        cache_v.index_copy_(2, slots, v.to(cache_v.dtype))
+        keys = torch.arange(self.cache.length, device=q.device)[None]  # (1, L)
+        allowed = keys <= slots[:, None] if self.causal else keys < start + n  # (n, L)
+        y = F.scaled_dot_product_attention(q, cache_k, cache_v, attn_mask=allowed)
+        return y.transpose(1, 2)
+
+    def _flash_cached(self, q, k, v, start: int | torch.Tensor) -> torch.Tensor:
         from flash_attn import flash_attn_with_kvcache
 
         b = q.shape[0]
         cache_k, cache_v = self.cache.k[:b], self.cache.v[:b]  # (B, N, H, D), written in place
-        seqlens = torch.full((b,), start, dtype=torch.int32, device=q.device)
+        if isinstance(start, torch.Tensor):
+            seqlens = start.to(torch.int32).expand(b)
+        else:
+            seqlens = torch.full((b,), start, dtype=torch.int32, device=q.device)
         y = flash_attn_with_kvcache(
             q.transpose(1, 2),
             cache_k,

@@ -321,5 +321,7 @@ def test_gpu_section_runs_on_a_gpu():
     rows, notes = run_gpu_bench(quick=True)
     ids = {row["id"] for row in rows}
     assert {"gpu_gpt_train", "gpu_gpt_sample_b1", "gpu_gpt_sample_b32", "gpu_tokenizer_encode"} <= ids
+    graphed = next(row for row in rows if row["id"] == "gpu_gpt_sample_b1_graphed")
+    assert graphed["vs_eager"] > 0
     train = next(row for row in rows if row["id"] == "gpu_gpt_train")
     assert 0 < train["mfu"] <= 1 and all(row["vtlm"] > 0 for row in rows)

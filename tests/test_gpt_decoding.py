@@ -338,3 +338,55 @@ def test_compiled_step_gives_the_eager_logits_tokens_and_counts(monkeypatch):
         compiled_logits = model(token, positions[n : n + 1], start=n, compiled=True)  # the same slot again
     assert compiled_logits.shape == eager_logits.shape == (2, 1, model.vocab.size)
     torch.testing.assert_close(compiled_logits, eager_logits, rtol=1e-5, atol=1e-5)
+
+
+# -- the static-shape step (CUDA graphs) ---------------------------------------------------------
+def _static_and_dynamic_steps(model: GPT, device: str, steps: int, graphed: bool = False):
+    """(logits of the static-shape step, logits of the plain step) for ``steps`` one-token steps
+    after a prefill, batch 2, on two copies of ``model`` fed the same ids."""
+    from vtlm.gpt.model import _one_token
+
+    ids = prefix_ids(model.vocab, CAPTIONS, TINY.text_len).to(device)
+    positions = sequence_positions(TINY.text_len, TINY.max_frames, 2, 3, with_eov=False).to(device)
+    n = ids.shape[1]
+    copies = [model, GPT(model.cfg).to(device).eval()]
+    copies[1].load_state_dict(model.state_dict())
+    outputs = ([], [])
+    tokens = torch.randint(300, 350, (steps, 2, 1), generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad():
+        for copy_ in copies:
+            copy_.setup_caches(2, n + 12)  # one length: a second run reuses the caches
+            copy_(ids, positions[:n], start=0)
+        for i in range(steps):
+            at, token, where = n + i, tokens[i], positions[n + i : n + i + 1]
+            if graphed:
+                outputs[0].append(copies[0](token, where, start=at, compiled=True))
+            else:
+                outputs[0].append(_one_token(copies[0], token, where, torch.tensor([at], device=device)))
+            outputs[1].append(copies[1](token, where, start=at))
+    return torch.cat(outputs[0], 1), torch.cat(outputs[1], 1)
+
+
+def test_static_shape_step_gives_the_plain_steps_logits():
+    """A tensor ``start`` (the CUDA-graph step's static shapes: the cache written with
+    index_copy_, attention over all of it with the later slots masked) gives the logits of the
+    plain step at every position, with stale slots left in the cache from an earlier, longer run."""
+    model = randomized()
+    static, plain = _static_and_dynamic_steps(model, "cpu", 6)
+    assert static.shape == plain.shape == (2, 6, model.vocab.size)
+    torch.testing.assert_close(static, plain, rtol=1e-5, atol=1e-5)
+    again, _ = _static_and_dynamic_steps(model, "cpu", 3)  # the caches reused: stale slots past 3
+    torch.testing.assert_close(again, plain[:, :3], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="mask: a static-shape step"):
+        model.blocks[0].attn(torch.randn(2, 1, model.cfg.dim), model.rotations(torch.zeros(1, 3)),
+                             torch.tensor([3]), mask=torch.ones(1, 4, dtype=torch.bool))  # fmt: skip
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graphed_step_gives_the_eager_logits_on_gpu():
+    """On CUDA, ``compiled`` one-token steps run as a replayed CUDA graph (``graphed_step``):
+    the logits of the eager step at every position, float32 SDPA."""
+    model = randomized(replace(TINY, attention="sdpa")).cuda()
+    graphed, plain = _static_and_dynamic_steps(model, "cuda", 8, graphed=True)
+    torch.testing.assert_close(graphed, plain, rtol=1e-4, atol=1e-4)
