@@ -94,6 +94,9 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
             f"; the fp32 matmuls alone cap any sampler of this model at {sample['matmul_floor']:.0f} tokens/s, "
             f"{cap:.2f}x the peer; vtlm runs at {sample['fraction_of_floor']:.0%} of that cap"
         )
+    compiled = by_id.get("gpt_sample_b1_compiled")
+    if ratio is not None and compiled:  # the compiled option beside the same peer, named, not judged
+        detail += f"; the compiled step {compiled['vtlm'] / sample['peers'][SAMPLING_PEER]:.2f}x the peer"
     targets.append(
         _result(
             "gpt_sample_b1",
