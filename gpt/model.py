@@ -77,12 +77,13 @@ class GPT(nn.Module):
         self,
         ids: torch.Tensor,
         positions: torch.Tensor,
-        start: int | None = None,
+        start: int | torch.Tensor | None = None,
         caches: list[RollingKV] | None = None,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The normalized last hidden states (B, N, dim) that the output layer ``head`` maps to
-        logits (training computes its loss from them chunk by chunk)."""
+        logits (training computes its loss from them chunk by chunk). ``start`` as in
+        ``Attention.forward``: an int, or a (1,) tensor for the static-shape step."""
         rope = self.rotations(positions.to(ids.device))
         x = self.embed(ids)
         for i, block in enumerate(self.blocks):

@@ -111,7 +111,11 @@ class Attention(nn.Module):
         self.cache = KVCache(batch, self.heads, length, self.head_dim, dtype, device, flash)
 
     def forward(
-        self, x: torch.Tensor, rope: torch.Tensor, start: int | None = None, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        rope: torch.Tensor,
+        start: int | torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x (B, N, C) -> (B, N, C). ``rope``: rotations (``rope_angles``) of these N positions.
 

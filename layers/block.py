@@ -30,7 +30,7 @@ class Block(nn.Module):
         self,
         x: torch.Tensor,
         rope: torch.Tensor,
-        start: int | None = None,
+        start: int | torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         cache: RollingKV | None = None,
     ) -> torch.Tensor:
