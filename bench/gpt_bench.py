@@ -13,16 +13,14 @@ order at the run's mean context. The decode floor is the work no cached decoder 
 can skip (every weight and every cached key and value read once per token), so it caps any
 implementation's batch-1 rate; the matmul floor leaves out the cache reads. Each model's training
 step is also profiled once (``op_profile``): its operators by kind, how many, how long each.
+The bounds themselves are measured in ``bounds``.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 
 import torch
-import torch.nn.functional as F
 
 from vtlm.gpt.config import GPTConfig
 from vtlm.gpt.model import GPT
@@ -30,134 +28,12 @@ from vtlm.gpt.sampling import SamplingConfig, choose
 from vtlm.layers.cross_entropy import linear_cross_entropy
 from vtlm.layers.quant import int8_copy, weight_bytes
 
+from .bounds import copy_bandwidth, floor_fractions, matmul_peak, sample_with_floors
 from .op_profile import op_shares
-from .timing import Measurement, measure
+from .timing import measure
 
 LAYERS, DIM, HEADS, VOCAB, BATCH, SEQ = 6, 384, 6, 8192, 4, 512
 PROMPT, NEW, TOP_K = 64, 448, 50
-
-
-def matmul_peak(size: int = 1024, repeats: int = 5) -> float:
-    """float32 FLOP/s of a square matmul on this machine, the best of a few tries."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / 4)
-    return 2 * size**3 / best
-
-
-def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
-    """Bytes per second moved by a large tensor copy (read + write)."""
-    src = torch.empty(megabytes * 2**20 // 4)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    best = min(_timed(lambda: dst.copy_(src)) for _ in range(repeats))
-    return 2 * src.numel() * 4 / best
-
-
-def matmul_floor(model: torch.nn.Module, repeats: int = 20) -> float:
-    """Tokens per second of the model's batch-1 matrix-vector products alone: every Linear
-    weight once per token, in order, in its own dtype, in the faster of the two weight layouts
-    (row-major (out, in) as stored, or a transposed (in, out) copy); the median of ``repeats``."""
-    weights = [m.weight.detach() for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    inputs = {(w.shape[1], w.dtype): torch.randn(1, w.shape[1], dtype=w.dtype) for w in weights}
-    transposed = [w.t().contiguous() for w in weights]
-
-    def stored():
-        for w in weights:
-            F.linear(inputs[(w.shape[1], w.dtype)], w)
-
-    def flipped():
-        for w in transposed:
-            inputs[(w.shape[0], w.dtype)] @ w
-
-    best = float("inf")
-    with torch.no_grad():
-        for one_pass in (stored, flipped):
-            one_pass()
-            times = sorted(_timed(one_pass) for _ in range(repeats))
-            best = min(best, times[len(times) // 2])
-    return 1 / best
-
-
-def decode_floor(model: GPT, context: int, repeats: int = 20) -> float:
-    """Tokens per second of a cached decoding step's unskippable work at ``context`` cached
-    positions: per block, the qkv product, attention of one query over ``context`` keys and
-    values (SDPA, the cache's layout), then the output and MLP products; then the output layer.
-    Bare operators in the step's order (so the cache reads compete with the weight reads as
-    they do in decoding), each weight in the faster of its two layouts; the median of ``repeats``.
-    Attention's cost grows linearly with the context, so the mean context of a run stands for it.
-    """
-    heads, head_dim = model.cfg.heads, model.cfg.dim // model.cfg.heads
-    layers = [[b.attn.qkv, "attention", b.attn.proj, b.mlp.w13, b.mlp.w2] for b in model.blocks]
-    order = [op for layer in layers for op in layer] + [model.head]
-    dtype = model.head.weight.dtype
-    keys = [torch.randn(1, heads, context, head_dim, dtype=dtype) for _ in range(2 * len(layers))]
-    query = torch.randn(1, heads, 1, head_dim, dtype=dtype)
-    layouts = {
-        "stored": [(op if op == "attention" else op.weight.detach()) for op in order],
-        "flipped": [(op if op == "attention" else op.weight.detach().t().contiguous()) for op in order],
-    }
-    inputs = {
-        n: torch.randn(1, n, dtype=dtype) for n in {m.weight.shape[1] for m in order if m != "attention"}
-    }
-
-    def one_pass(ops, flipped):
-        cache = iter(keys)
-        for op in ops:
-            if isinstance(op, str):
-                F.scaled_dot_product_attention(query, next(cache), next(cache))
-            elif flipped:
-                inputs[op.shape[0]] @ op
-            else:
-                F.linear(inputs[op.shape[1]], op)
-
-    best = float("inf")
-    with torch.no_grad():
-        for name, ops in layouts.items():
-            run = lambda ops=ops, flipped=name == "flipped": one_pass(ops, flipped)  # noqa: E731
-            run()
-            times = sorted(_timed(run) for _ in range(repeats))
-            best = min(best, times[len(times) // 2])
-    return 1 / best
-
-
-def sample_with_floors(
-    model: GPT, prompt: torch.Tensor, new: int, repeats: int, name: str, compiled: bool = False
-) -> tuple[Measurement, dict]:
-    """vtlm's batch-1 sampling rate and the two floors of the same weights, measured in turns
-    (one timed sample, then each floor, ``repeats`` times; the rate's warm-up, and any compiling,
-    first), so that the three see the same moments of a shared machine, whose speed drifts over
-    minutes. Returns the sampling measurement and {"matmul_floor", "decode_floor",
-    "decode_floor_context"}: the floors' medians, tokens/s, the decode floor at the run's mean
-    context."""
-    context = prompt.shape[1] + new // 2
-
-    def sample():
-        vtlm_generate(model, prompt, new, torch.Generator().manual_seed(0), compiled=compiled)
-
-    sample()
-    seconds, matmuls, decodes = [], [], []
-    for _ in range(repeats):
-        seconds.append(_timed(sample))
-        matmuls.append(matmul_floor(model, repeats=5))
-        decodes.append(decode_floor(model, context, repeats=5))
-    floors = {
-        "matmul_floor": statistics.median(matmuls),
-        "decode_floor": statistics.median(decodes),
-        "decode_floor_context": context,
-    }
-    return Measurement(name=name, items=new, unit="tokens/s", seconds=seconds), floors
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def vtlm_model() -> GPT:
@@ -318,9 +194,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         gen = torch.Generator().manual_seed(0)
         floors = {}
         if batch == 1:  # with the floors of its weights, measured in turns with it
-            rates["vtlm"], floors = sample_with_floors(
-                models["vtlm"], prompt, new, repeats, f"sample vtlm b1 {dtype}"
-            )
+            rates["vtlm"], floors = _sample_with_floors(models["vtlm"], prompt, new, repeats, False)
         else:
             rates["vtlm"] = measure(
                 f"sample vtlm b{batch} {dtype}",
@@ -359,7 +233,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
                 bandwidth_bound=bound,
                 fraction_of_bound=rates["vtlm"].median_rate / bound,
                 copy_gbps=bandwidth / 1e9,
-                **_fractions(rates["vtlm"].median_rate, floors),
+                **floor_fractions(rates["vtlm"].median_rate, floors),
             )
             if dtype == torch.float32:  # the eager decoder's operators per token (untimed)
                 profile = op_shares(
@@ -393,9 +267,7 @@ def b1_variant_row(
     prompt = torch.randint(0, VOCAB, (1, PROMPT))
     floors = {}
     if kind == "compiled":  # the same weights as float32 eager: its floors, measured in turns with it
-        rate, floors = sample_with_floors(
-            model, prompt, new, repeats, "sample vtlm b1 compiled", compiled=True
-        )
+        rate, floors = _sample_with_floors(model, prompt, new, repeats, True)
     else:
         rate = measure(
             f"sample vtlm b1 {kind}",
@@ -416,16 +288,18 @@ def b1_variant_row(
         "vs_fp32": rate.median_rate / fp32["vtlm"],
         "bandwidth_bound": bandwidth / weight_bytes(network),
     }
-    row.update(_fractions(rate.median_rate, floors))
+    row.update(floor_fractions(rate.median_rate, floors))
     return row
 
 
-def _fractions(rate: float, floors: dict) -> dict:
-    """The floors (``sample_with_floors``) and the fractions of them that ``rate`` reaches."""
-    if not floors:
-        return {}
-    return {
-        **floors,
-        "fraction_of_floor": rate / floors["matmul_floor"],
-        "fraction_of_decode_floor": rate / floors["decode_floor"],
-    }
+def _sample_with_floors(model: GPT, prompt: torch.Tensor, new: int, repeats: int, compiled: bool):
+    """vtlm's batch-1 sampling (``compiled``: through the compiled step) in turns with the
+    floors of its weights (``bounds.sample_with_floors``), the decode floor at the mean context."""
+    return sample_with_floors(
+        model,
+        lambda: vtlm_generate(model, prompt, new, torch.Generator().manual_seed(0), compiled=compiled),
+        new,
+        prompt.shape[1] + new // 2,
+        repeats,
+        f"sample vtlm b1 {model.head.weight.dtype}" + (" compiled" if compiled else ""),
+    )

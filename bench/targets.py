@@ -108,11 +108,7 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     )
     # the faster of vtlm's float32 batch-1 decoders (eager, compiled step) against the decode
     # floor: the step's matrix-vector products and its attention over the cache, bare
-    decoders = [
-        row
-        for row in (sample, by_id.get("gpt_sample_b1_compiled"))
-        if row and row.get("fraction_of_decode_floor")
-    ]
+    decoders = [row for row in (sample, compiled) if row and row.get("fraction_of_decode_floor")]
     fastest = max(decoders, key=lambda row: row["fraction_of_decode_floor"], default=sample)
     floor = _row_target(
         "gpt_sample_b1_floor",

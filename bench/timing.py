@@ -30,15 +30,18 @@ class Measurement:
         return {**asdict(self), "median_rate": self.median_rate, "spread": self.spread}
 
 
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def measure(
     name: str, fn: Callable[[], object], items: float, unit: str, warmup: int = 1, repeats: int = 5
 ) -> Measurement:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed."""
     for _ in range(warmup):
         fn()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        seconds.append(time.perf_counter() - start)
+    seconds = [timed(fn) for _ in range(repeats)]
     return Measurement(name=name, items=items, unit=unit, seconds=seconds)
