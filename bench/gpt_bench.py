@@ -60,7 +60,7 @@ def vtlm_generate(
     model: GPT, prompt: torch.Tensor, new: int, generator: torch.Generator, compiled: bool = False
 ) -> torch.Tensor:
     """Top-k sampling with the static KV cache: one prefill, then one cached step per token
-    (``compiled``: through the compiled step, ``vtlm.gpt.model.compiled_step``); each token
+    (``compiled``: through the compiled step, ``vtlm.gpt.exported``); each token
     drawn by vtlm's sampler (``vtlm.gpt.sampling.choose``)."""
     model.setup_caches(prompt.shape[0], prompt.shape[1] + new)
     logits = model(prompt, _positions(prompt.shape[1]), start=0)[:, -1]
@@ -260,7 +260,7 @@ def b1_variant_row(
     kind: str, model: GPT, new: int, repeats: int, bandwidth: float, fp32: dict, shape: dict
 ) -> dict:
     """Batch-1 sampling of one decoding option, beside the eager float32 row ``fp32`` of the same
-    run: ``kind`` "compiled" (``vtlm.gpt.model.compiled_step``; its compilation is in the
+    run: ``kind`` "compiled" (the exported step, ``vtlm.gpt.exported``; its compilation is in the
     untimed warm-up) or "int8" (weight-only int8 linear layers, ``vtlm.layers.quant``; the
     memory-bandwidth bound from the int8 bytes)."""
     network = int8_copy(model) if kind == "int8" else model

@@ -18,6 +18,7 @@ from vtlm.layers.rolling_cache import RollingKV
 from vtlm.layers.rope import rope_angles
 
 from .config import GPTConfig
+from .exported import Builds, ExportedStep, step_key
 from .vocab import Vocab
 
 
@@ -38,6 +39,7 @@ class GPT(nn.Module):
         init_weights(self, self.blocks)
         self.meter = FlopMeter()  # forward FLOPs of every call (sampling costs)
         self.block_weights = matmul_weights(self.blocks)
+        self.exported = Builds()  # compiled one-token steps by input shapes
 
     def forward(
         self,
@@ -57,7 +59,7 @@ class GPT(nn.Module):
         ``mask``: (N, start + N) bool, which cached slots each id may attend to, replacing the
         causal rule (decoding out of raster order).
         ``compiled``: a one-token step on the static cache (N = 1, ``start`` given, no rolling
-        caches, no mask) runs through :func:`compiled_step` on a CPU and :func:`graphed_step`
+        caches, no mask) runs through :meth:`exported_step` on a CPU and :func:`graphed_step`
         on a GPU; any other call runs eagerly.
         """
         rows, n = ids.shape
@@ -66,10 +68,11 @@ class GPT(nn.Module):
         self.meter.add(rows * forward_flops(self.block_weights, cfg.depth, cfg.dim, n, (start or 0) + n))
         self.meter.add(rows * outputs * 2 * self.head.weight.numel())
         if compiled and n == 1 and start is not None and caches is None and mask is None:
+            positions = positions.to(ids.device)
             if ids.is_cuda:  # static shapes, the position as a tensor: one graph for every position
                 at = torch.tensor([start], device=ids.device)
-                return graphed_step()(self, ids, positions.to(ids.device), at).clone()
-            return compiled_step()(self, ids, positions, start)
+                return graphed_step()(self, ids, positions, at).clone()
+            return self.exported_step(ids, positions)(ids, positions, start)
         hidden = self.hidden(ids, positions, start, caches, mask)
         return linear(hidden if last is None else hidden[:, -last:], self.head)
 
@@ -89,6 +92,15 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, rope, start, mask, None if caches is None else caches[i])
         return self.norm(x)
+
+    def exported_step(self, ids: torch.Tensor, positions: torch.Tensor) -> ExportedStep:
+        """The ahead-of-time compiled one-token step (``vtlm.gpt.exported``) for calls shaped
+        like this one, built on first use and again after the weights change."""
+        step = self.exported.get(step_key(ids, positions, self))
+        if step is None or not step.fits(self, ids, positions):
+            step = ExportedStep(self, ids, positions)
+            self.exported[step.key] = step
+        return step
 
     def rotations(self, positions: torch.Tensor) -> torch.Tensor:
         """RoPE rotations of positions (N, 3) (``vtlm.layers.rope.rope_angles``)."""
@@ -122,16 +134,6 @@ def _one_token(
     model: GPT, ids: torch.Tensor, positions: torch.Tensor, start: int | torch.Tensor
 ) -> torch.Tensor:
     return linear(model.hidden(ids, positions, start), model.head)
-
-
-@functools.cache
-def compiled_step():
-    """The GPT's one-token decoding step on its static KV cache, through ``torch.compile``
-    (inductor; on a CPU it needs a C++ compiler): ``step(model, ids (B, 1), positions (1, 3),
-    start) -> logits (B, 1, vocab.size)``. Norms, RoPE, SwiGLU gates and residual adds fuse into
-    a few kernels; the matrix products stay library calls. The first call per model compiles
-    (~15 s on a 2-core CPU); batch sizes and positions are dynamic, so later calls do not."""
-    return torch.compile(_one_token, dynamic=True, options={"cpp_wrapper": True})
 
 
 @functools.cache

@@ -66,12 +66,12 @@ class SamplingConfig:
     # output channel, vtlm.layers.quant): a quarter of the weight bytes read per token. Applies
     # to every linear layer; embeddings and norms stay as they are.
     weights: str = "fp32"
-    # Run every one-token step of the plain sampler through torch.compile (vtlm.gpt.model.
-    # compiled_step): fewer, fused kernels per token, the same tokens up to float rounding. On
-    # a GPU the step has static shapes and replays as a CUDA graph (graphed_step).
-    # The first step compiles (~15 s on a 2-core CPU, once per process and network), so it pays
-    # off for long or many samples. Prefills, rolling caches and the parallel schedules' blocks
-    # stay eager.
+    # Run every one-token step of the plain sampler compiled: on a CPU exported and compiled
+    # ahead of time (vtlm.gpt.exported: fused kernels, one C++ call per token), on a GPU with
+    # static shapes, replayed as a CUDA graph (vtlm.gpt.model.graphed_step); the same tokens up
+    # to float rounding. The first step of a batch shape compiles (~20 s on a 2-core CPU, again
+    # after the weights change), so it pays off for long or many samples. Prefills, rolling
+    # caches and the parallel schedules' blocks stay eager.
     compile: bool = False
 
     def __post_init__(self):

@@ -76,13 +76,15 @@ class KVCache(nn.Module):
 
     def write(self, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (B, H, n, D) at positions [start, start + n); return all keys and values so far."""
-        end = start + k.shape[2]
+        n, end = k.shape[2], start + k.shape[2]
         if end > self.length:
             raise ValueError(f"KV cache: position {end} beyond its length {self.length}")
-        batch = k.shape[0]
-        self.k[:batch, :, start:end] = k
-        self.v[:batch, :, start:end] = v
-        return self.k[:batch, :, :end], self.v[:batch, :, :end]
+        keys, values = self.k, self.v
+        if k.shape[0] < keys.shape[0]:
+            keys, values = keys[: k.shape[0]], values[: k.shape[0]]
+        keys.narrow(2, start, n).copy_(k)
+        values.narrow(2, start, n).copy_(v)
+        return keys.narrow(2, 0, end), values.narrow(2, 0, end)
 
 
 class Attention(nn.Module):
@@ -129,10 +131,9 @@ class Attention(nn.Module):
         it replaces the causal rule and always runs on SDPA (flash-attn takes no mask).
         """
         b, n, _ = x.shape
-        q, k, v = (
-            linear(x, self.qkv).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        )  # 3 x (B, H, N, D)
-        q, k = apply_rope(q, rope), apply_rope(k, rope)
+        qkv = self.project(x)
+        q, k = apply_rope(qkv[:2], rope)  # (B, H, N, D) each, rotated in one pass
+        v = qkv[2]
         backend = choose_backend(self.backend, x)
         if start is not None and self.cache is None:
             raise RuntimeError("Attention: call setup_cache before decoding with start=")
@@ -164,22 +165,21 @@ class Attention(nn.Module):
                 rows = torch.arange(n, device=x.device)[:, None] + start
                 mask, causal = rows >= torch.arange(start + n, device=x.device)[None], False
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
-        return linear(y.transpose(1, 2).reshape(b, n, -1), self.proj)
+        y = y.view(b, n, -1) if n == 1 else y.transpose(1, 2).reshape(b, n, -1)  # (B, H, 1, D) is (B, 1, C)
+        return linear(y, self.proj)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, N, C) -> q, k, v stacked, (3, B, H, N, D), before RoPE (a view of one product)."""
+        b, n, _ = x.shape
+        return linear(x, self.qkv).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
 
     def _static_cached(self, q, k, v, start: torch.Tensor) -> torch.Tensor:
         """q, k, v (B, H, n, D) at positions start + [0, n) -> (B, n, H, D): a step whose shapes
         do not depend on ``start`` ((1,) int64), for CUDA graphs."""
-        b, n = q.shape[0], q.shape[2]
         if self.cache.flash:  # flash-attn's cache kernel takes the lengths as a tensor already
             return self._flash_cached(q, k, v, start)
-        slots = start + torch.arange(n, device=q.device)  # (n,)
-        cache_k, cache_v = self.cache.k[:b], self.cache.v[:b]  # (B, H, L, D), written in place
-        cache_k.index_copy_(2, slots, k.to(cache_k.dtype))
-        cache_v.index_copy_(2, slots, v.to(cache_v.dtype))
-        keys = torch.arange(self.cache.length, device=q.device)[None]  # (1, L)
-        allowed = keys <= slots[:, None] if self.causal else keys < start + n  # (n, L)
-        y = F.scaled_dot_product_attention(q, cache_k, cache_v, attn_mask=allowed)
-        return y.transpose(1, 2)
+        b = q.shape[0]
+        return static_cache_attention(q, k, v, self.cache.k[:b], self.cache.v[:b], start, self.causal)
 
     def _flash_cached(self, q, k, v, start: int | torch.Tensor) -> torch.Tensor:
         from flash_attn import flash_attn_with_kvcache
@@ -200,3 +200,46 @@ class Attention(nn.Module):
             causal=self.causal,
         )
         return y
+
+
+def static_cache_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cache_k: torch.Tensor,
+    cache_v: torch.Tensor,
+    start: torch.Tensor,
+    causal: bool,
+) -> torch.Tensor:
+    """Attention with shapes that do not depend on the position: q, k, v (B, H, n, D) at slots
+    ``start`` + [0, n) (``start`` a (1,) int64 tensor) -> (B, n, H, D). k and v are written into
+    the caches (B, H, L, D) in place (``index_copy_``); the queries attend over all L slots,
+    those after their own (``causal``) or after the new ones masked, so stale slots are never seen."""
+    n = q.shape[2]
+    slots = start + torch.arange(n, device=q.device)  # (n,)
+    cache_k.index_copy_(2, slots, k.to(cache_k.dtype))
+    cache_v.index_copy_(2, slots, v.to(cache_v.dtype))
+    keys = torch.arange(cache_k.shape[2], device=q.device)[None]  # (1, L)
+    allowed = keys <= slots[:, None] if causal else keys < start + n  # (n, L)
+    return F.scaled_dot_product_attention(q, cache_k, cache_v, attn_mask=allowed).transpose(1, 2)
+
+
+class StaticKV:
+    """One layer's keys and values as plain tensors (B, H, L, D), for a step traced with its
+    caches as inputs (``vtlm.gpt.exported``): :meth:`attend` is the static-shape step of
+    :class:`Attention` over them, in the ``cache.attend`` form that ``Block`` takes."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        self.keys, self.values = keys, values
+
+    def attend(
+        self, attn: Attention, x: torch.Tensor, rope: torch.Tensor, start: torch.Tensor, mask: None = None
+    ) -> torch.Tensor:
+        """x (B, n, C) at slots ``start`` + [0, n) -> (B, n, C); ``mask`` must be None."""
+        if mask is not None:
+            raise ValueError("mask: a static-shape step takes none")
+        b, n, _ = x.shape
+        qkv = attn.project(x)
+        q, k = apply_rope(qkv[:2], rope)
+        y = static_cache_attention(q, k, qkv[2], self.keys[:b], self.values[:b], start, attn.causal)
+        return linear(y.reshape(b, n, -1), attn.proj)

@@ -27,7 +27,11 @@ def keep_transposed(module: nn.Module, on: bool) -> None:
 
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * gain over the last dimension, computed in float32 (one fused op)."""
+    """x / rms(x) * gain over the last dimension, computed in float32.
+
+    Written out (square, sum, scale, rsqrt, two products) rather than ``F.rms_norm``, which on a
+    CPU runs the same steps plus a mean's division and scalar conversions: 25 against 35 us a
+    row (``make bench``'s decoding runs 13 a token). Float32 inputs skip the no-op casts."""
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
@@ -35,7 +39,11 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps).type_as(x)
+        x32 = x if x.dtype == torch.float32 else x.float()
+        weight = self.weight if self.weight.dtype == torch.float32 else self.weight.float()
+        scale = x32.square().sum(-1, keepdim=True).mul_(1 / x.shape[-1]).add_(self.eps).rsqrt_()
+        y = x32 * scale * weight
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
 class SwiGLU(nn.Module):

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .attention import Attention
+from .attention import Attention, StaticKV
 from .basic import RMSNorm, SwiGLU
 from .rolling_cache import RollingKV
 
@@ -32,12 +32,12 @@ class Block(nn.Module):
         rope: torch.Tensor,
         start: int | torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        cache: RollingKV | None = None,
+        cache: RollingKV | StaticKV | None = None,
     ) -> torch.Tensor:
         """x (B, N, C) -> (B, N, C); ``rope``, ``start`` and ``mask`` as in ``Attention.forward``.
 
-        ``cache``: decode through this rolling cache (slots from ``start``) instead of the
-        attention's own KV cache."""
+        ``cache``: decode through this rolling or static cache (slots from ``start``) instead
+        of the attention's own KV cache."""
         h = self.norm1(x)
         if cache is None:
             x = x + self.attn(h, rope, start, mask)

@@ -87,7 +87,7 @@ class RollingKV:
         end = start + n
         if end > self.length:
             raise ValueError(f"start: slots up to {end} beyond the cache's {self.length}")
-        q, k, v = linear(x, attn.qkv).view(b, n, 3, attn.heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = attn.project(x)
         self.keys[:b, :, start:end] = apply_rope(k, rope)
         self.values[:b, :, start:end] = v
         p = self.prefix_len

@@ -109,7 +109,7 @@ def test_a_future_token_never_changes_an_earlier_logit():
 @pytest.mark.parametrize("kind", ["1d", "3d"])
 def test_rope_scores_depend_on_the_offset_only(kind):
     """<R(m) q, R(n) k> is a function of m - n, per axis; rotations keep norms."""
-    from vtlm.layers.rope import apply_rope, rope_angles
+    from vtlm.layers.rope import apply_rope, rope_angles, rope_dims
 
     q, k = torch.randn(1, 1, 1, 24, dtype=torch.float64).float(), torch.randn(1, 1, 1, 24).float()
 
@@ -130,6 +130,12 @@ def test_rope_scores_depend_on_the_offset_only(kind):
     torch.testing.assert_close(
         apply_rope(k, real[1:]), apply_rope(k, rope_angles(torch.tensor([n]), 24, kind))
     )
+    # each pair turns by its own axis's coordinate times the pair's frequency
+    expected, dims = [], rope_dims(24, kind)
+    for axis, dim in enumerate(dims):
+        expected += [m[axis] * 10000.0 ** (-2 * j / dim) for j in range(dim // 2)]
+    cosines = torch.cos(torch.tensor(expected, dtype=torch.float64)).float()
+    torch.testing.assert_close(real[0, 0, 0::2], cosines, rtol=0, atol=1e-7)
 
 
 @pytest.mark.parametrize("rope", ["3d", "1d"])
@@ -145,6 +151,30 @@ def test_cached_greedy_decoding_gives_the_tokens_of_the_full_forward(rope, capti
     assert torch.equal(cached.flatten(1), ids[:, 6:] - 300)
     transposed = [m.transposed_weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert all((t is not None) == (len(captions) == 1) for t in transposed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_matches_torch_and_its_gradients(dtype):
+    """vtlm's written-out RMSNorm equals ``F.rms_norm`` in float32, values and gradients, and
+    returns the input's dtype."""
+    from vtlm.layers.basic import RMSNorm
+
+    norm = RMSNorm(24)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = (torch.randn(3, 5, 24) * 4).to(dtype).requires_grad_()
+    reference_x = x.detach().float().requires_grad_()
+    reference = F.rms_norm(reference_x, (24,), norm.weight, norm.eps)
+    y = norm(x)
+    assert y.dtype == dtype
+    torch.testing.assert_close(
+        y.float(), reference.to(dtype).float(), rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-2
+    )
+    y.float().square().sum().backward()
+    (reference.to(dtype).float().square().sum()).backward()
+    if dtype == torch.float32:
+        torch.testing.assert_close(x.grad, reference_x.grad, rtol=1e-5, atol=1e-5)
+    assert norm.weight.grad is not None and norm.weight.grad.abs().sum() > 0
 
 
 def test_single_row_linear_uses_the_transposed_copy_and_matches():

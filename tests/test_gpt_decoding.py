@@ -305,39 +305,51 @@ def test_generator_counts_the_calls_it_makes(tmp_path):
 
 # -- the compiled step ---------------------------------------------------------------------------
 def test_compiled_step_gives_the_eager_logits_tokens_and_counts(monkeypatch):
-    """The one-token steps run through torch.compile (the compiled function is really called);
-    logits match the eager step's to float rounding, sampled tokens, network calls and FLOPs
-    are the same, with and without guidance, past the window (re-encoded prefills stay eager)."""
-    import vtlm.gpt.model as gpt_model
+    """On a CPU, ``compiled`` one-token steps run through the exported, ahead-of-time compiled
+    step (really called, one build per batch shape); logits match the eager step's to float
+    rounding, and sampled tokens, network calls and FLOPs are the same, with and without
+    guidance, past the window (re-encoded prefills stay eager). A weight changed in place
+    makes a new build that gives the new weights' logits."""
+    import vtlm.gpt.exported as exported
 
-    steps = [0]
-    real = gpt_model.compiled_step()
+    builds, steps = [], [0]
+    real_init, real_call = exported.ExportedStep.__init__, exported.ExportedStep.__call__
 
-    def counting():
+    def counting_init(self, *args):
+        builds.append(args[1].shape)
+        real_init(self, *args)
+
+    def counting_call(self, *args):
         steps[0] += 1
-        return real
+        return real_call(self, *args)
 
-    monkeypatch.setattr(gpt_model, "compiled_step", counting)
-    model, compiled_calls = randomized(), 0
-    for cfg in (GREEDY, GUIDED):
-        before = model.meter.total
-        eager, calls = sampled(model, cfg, 7)  # 7 latent frames through a window of 3
-        eager_flops, before = model.meter.total - before, model.meter.total
-        compiled, calls_made = sampled(model, replace(cfg, compile=True), 7)
-        assert torch.equal(compiled, eager) and calls_made == calls
-        assert model.meter.total - before == eager_flops
-        compiled_calls += calls_made
-    assert 0 < steps[0] < compiled_calls  # the one-token steps; the prefills ran eagerly
+    monkeypatch.setattr(exported.ExportedStep, "__init__", counting_init)
+    monkeypatch.setattr(exported.ExportedStep, "__call__", counting_call)
+    model = randomized()
+    before = model.meter.total
+    eager, calls = sampled(model, GUIDED, 7)  # 7 latent frames through a window of 3
+    eager_flops, before = model.meter.total - before, model.meter.total
+    compiled, calls_made = sampled(model, replace(GUIDED, compile=True), 7)
+    assert torch.equal(compiled, eager) and calls_made == calls
+    assert model.meter.total - before == eager_flops
+    assert 0 < steps[0] < calls_made  # the one-token steps; the prefills ran eagerly
+    assert builds == [(4, 1)]  # 2 captions, each with and without its caption (guidance)
+    with torch.no_grad():
+        model.blocks[1].mlp.w2.weight.mul_(1.5)  # in place, as an optimizer step would
+    eager, _ = sampled(model, GREEDY, 7)
+    assert torch.equal(sampled(model, replace(GREEDY, compile=True), 7)[0], eager)
+    assert builds == [(4, 1), (2, 1)]  # a new batch shape, and new weights
     ids = prefix_ids(model.vocab, CAPTIONS, TINY.text_len)
     positions = sequence_positions(TINY.text_len, TINY.max_frames, 2, 3, with_eov=False)
     n, token = ids.shape[1], torch.tensor([[300], [301]])
-    model.setup_caches(2, n + 8)
+    model.setup_caches(2, model.blocks[0].attn.cache.length)  # the caches kept as they are
     with torch.no_grad():
         model(ids, positions[:n], start=0)
         eager_logits = model(token, positions[n : n + 1], start=n)
-        compiled_logits = model(token, positions[n : n + 1], start=n, compiled=True)  # the same slot again
+        compiled_logits = model(token, positions[n : n + 1], start=n, compiled=True)  # the same slot
     assert compiled_logits.shape == eager_logits.shape == (2, 1, model.vocab.size)
     torch.testing.assert_close(compiled_logits, eager_logits, rtol=1e-5, atol=1e-5)
+    assert len(builds) == 2  # the same shapes, caches and weights: the last build again
 
 
 # -- the static-shape step (CUDA graphs) ---------------------------------------------------------
