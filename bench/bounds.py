@@ -1,6 +1,7 @@
 """What caps a batch-1 GPT sampler on this machine, measured beside it (``gpt_bench``).
 
-- the float32 matmul peak (for MFU) and the copy bandwidth (for the memory-bandwidth bound);
+- the float32 matmul peak (for MFU, measured in turns with the training steps it judges) and
+  the copy bandwidth (for the memory-bandwidth bound);
 - the matmul floor: the batch-1 matrix-vector products alone, every Linear weight read once
   per token as a cached decoding step must;
 - the decode floor: those products with each block's attention over ``context`` cached keys and
@@ -38,6 +39,27 @@ def matmul_peak(size: int = 1024, repeats: int = 5) -> float:
             a @ b
         best = min(best, (time.perf_counter() - start) / 4)
     return 2 * size**3 / best
+
+
+def measure_with_peak(
+    name: str, fn: Callable[[], object], items: float, unit: str, repeats: int
+) -> tuple[Measurement, list[float]]:
+    """``timing.measure`` of ``fn`` with the matmul peak taken right after each timed call, so
+    a utilization pairs each call with the machine's speed at that moment (a shared machine
+    drifts: a peak measured minutes away once made a step read at 115% of it). Returns the
+    measurement and the peaks (FLOP/s), one per repeat."""
+    fn()
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        seconds.append(timed(fn))
+        peaks.append(matmul_peak(repeats=3))
+    return Measurement(name=name, items=items, unit=unit, seconds=seconds), peaks
+
+
+def utilization(flops_per_item: float, measurement: Measurement, peaks: list[float]) -> float:
+    """The median over repeats of (FLOP/s of that call) / (the peak measured right after it)."""
+    rates = [flops_per_item * measurement.items / s for s in measurement.seconds]
+    return statistics.median(rate / peak for rate, peak in zip(rates, peaks))
 
 
 def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:

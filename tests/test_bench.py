@@ -177,6 +177,21 @@ def test_sampling_target_names_the_matmul_cap():
     assert "compiled" not in floor["detail"]
 
 
+def test_utilization_pairs_each_call_with_the_peak_measured_after_it():
+    """Each timed call gets its own peak (one per repeat, each a real matmul rate), and the
+    utilization is the median of the per-call ratios, not a median rate over a distant peak."""
+    from vtlm.bench.bounds import measure_with_peak, utilization
+    from vtlm.bench.timing import Measurement
+
+    calls = []
+    measurement, peaks = measure_with_peak("sleep", lambda: calls.append(time.sleep(0.01)), 10, "items/s", 3)
+    assert len(calls) == 4 and len(measurement.seconds) == len(peaks) == 3  # one warm-up
+    assert all(peak > 1e8 for peak in peaks)
+    # calls at 10, 5 and 2.5 FLOP/s (1 FLOP per item) against peaks of 20, 5 and 5: 0.5, 1.0, 0.5
+    fake = Measurement(name="x", items=10, unit="items/s", seconds=[1.0, 2.0, 4.0])
+    assert utilization(1.0, fake, [20.0, 5.0, 5.0]) == pytest.approx(0.5)
+
+
 def test_gpt_workload_without_peers_measures_vtlm_and_its_bounds():
     rows, notes = run_gpt_bench(quick=True)
     by_id = {row["id"]: row for row in rows}
