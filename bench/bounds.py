@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from vtlm.gpt.model import GPT
 
-from .timing import Measurement, timed
+from .timing import Measurement, measure_in_turns, timed
 
 ATTENTION = "attention"  # marks where a block's attention sits among the floor's operators
 
@@ -41,23 +41,10 @@ def matmul_peak(size: int = 1024, repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
-def measure_with_peak(
-    name: str, fn: Callable[[], object], items: float, unit: str, repeats: int
-) -> tuple[Measurement, list[float]]:
-    """``timing.measure`` of ``fn`` with the matmul peak taken right after each timed call, so
-    a utilization pairs each call with the machine's speed at that moment (a shared machine
-    drifts: a peak measured minutes away once made a step read at 115% of it). Returns the
-    measurement and the peaks (FLOP/s), one per repeat."""
-    fn()
-    seconds, peaks = [], []
-    for _ in range(repeats):
-        seconds.append(timed(fn))
-        peaks.append(matmul_peak(repeats=3))
-    return Measurement(name=name, items=items, unit=unit, seconds=seconds), peaks
-
-
 def utilization(flops_per_item: float, measurement: Measurement, peaks: list[float]) -> float:
-    """The median over repeats of (FLOP/s of that call) / (the peak measured right after it)."""
+    """The median over repeats of (FLOP/s of that call) / (the peak measured in the same round,
+    ``timing.measure_in_turns``): a shared machine drifts, and a peak measured minutes away
+    once made a training step read at 115% of it."""
     rates = [flops_per_item * measurement.items / s for s in measurement.seconds]
     return statistics.median(rate / peak for rate, peak in zip(rates, peaks))
 
@@ -126,25 +113,27 @@ def _floor(order: list, repeats: int, attention: tuple[int, int, int] | None = N
 
 
 def sample_with_floors(
-    model: GPT, sample: Callable[[], object], new: int, context: int, repeats: int, name: str
-) -> tuple[Measurement, dict]:
-    """The rate of ``sample`` (one call decodes ``new`` tokens with ``model``) and the two floors
-    of the model's weights, measured in turns (one timed sample, then each floor, ``repeats``
-    times; the sample's warm-up, and any compiling, first), so that the three see the same
-    moments of the machine. Returns the measurement and {"matmul_floor", "decode_floor",
-    "decode_floor_context"}: the floors' medians in tokens/s, the decode floor at ``context``."""
-    sample()
-    seconds, matmuls, decodes = [], [], []
-    for _ in range(repeats):
-        seconds.append(timed(sample))
+    model: GPT, samples: dict[str, Callable[[], object]], new: int, context: int, repeats: int
+) -> tuple[dict[str, Measurement], dict]:
+    """The rates of ``samples`` (each call decodes ``new`` tokens: ``model``'s sampler, and
+    peers' to compare with it) and the two floors of ``model``'s weights, measured in turns
+    (``timing.measure_in_turns``: each sample once, then each floor, ``repeats`` rounds; warm-ups
+    and any compiling first), so that all see the same moments of the machine. Returns the
+    measurements by name and {"matmul_floor", "decode_floor", "decode_floor_context"}: the
+    floors' medians in tokens/s, the decode floor at ``context``."""
+    matmuls, decodes = [], []
+
+    def floors_now() -> None:
         matmuls.append(matmul_floor(model, repeats=5))
         decodes.append(decode_floor(model, context, repeats=5))
+
+    rates = measure_in_turns(samples, new, "tokens/s", repeats, floors_now)
     floors = {
         "matmul_floor": statistics.median(matmuls),
         "decode_floor": statistics.median(decodes),
         "decode_floor_context": context,
     }
-    return Measurement(name=name, items=new, unit="tokens/s", seconds=seconds), floors
+    return rates, floors
 
 
 def floor_fractions(rate: float, floors: dict) -> dict:

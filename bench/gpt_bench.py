@@ -29,9 +29,9 @@ from vtlm.gpt.sampling import SamplingConfig, choose
 from vtlm.layers.cross_entropy import linear_cross_entropy
 from vtlm.layers.quant import int8_copy, weight_bytes
 
-from .bounds import copy_bandwidth, floor_fractions, measure_with_peak, sample_with_floors, utilization
+from .bounds import copy_bandwidth, floor_fractions, matmul_peak, sample_with_floors, utilization
 from .op_profile import op_shares
-from .timing import measure
+from .timing import measure, measure_in_turns
 
 LAYERS, DIM, HEADS, VOCAB, BATCH, SEQ = 6, 384, 6, 8192, 4, 512
 PROMPT, NEW, TOP_K = 64, 448, 50
@@ -140,27 +140,21 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         weights = torch.full(targets.shape, 1 / targets.numel())
         return linear_cross_entropy(states, ours.head.weight, targets, weights)[0]
 
-    train, optimizers = {}, {}
+    calls = {}
     for name, (model, loss_fn) in {
         "vtlm": (ours, our_loss),
         **{n: (m, f) for n, (m, f, _) in peers.items()},
     }.items():
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        optimizers[name] = (model, loss_fn, optimizer)
-
-        def call(m=model, f=loss_fn, o=optimizer) -> None:
-            step(m, f, o)
-
-        if name == "vtlm":  # with the matmul peak, in turns, for its utilization
-            train[name], peaks = measure_with_peak(f"train {name}", call, BATCH * seq, "tokens/s", repeats)
-        else:
-            train[name] = measure(f"train {name}", call, BATCH * seq, "tokens/s", repeats=repeats)
+        calls[name] = lambda m=model, f=loss_fn, o=optimizer: step(m, f, o)
+    # every model's steps in turns, and the matmul peak after each round for vtlm's utilization
+    peaks = []
+    train = measure_in_turns(
+        calls, BATCH * seq, "tokens/s", repeats, lambda: peaks.append(matmul_peak(repeats=3))
+    )
     # where each model's training step spends its time, by kind of operator (untimed)
-    profiles = {
-        name: op_shares(lambda m=model, f=loss_fn, o=optimizer: step(m, f, o), item="step")
-        for name, (model, loss_fn, optimizer) in optimizers.items()
-    }
+    profiles = {name: op_shares(call, item="step") for name, call in calls.items()}
     peak = statistics.median(peaks)
     mfu = utilization(ours.flops_per_token(seq), train["vtlm"], peaks)
     shape = {"layers": LAYERS, "dim": DIM, "heads": HEADS, "vocab": VOCAB, "batch": BATCH, "seq": seq}
@@ -192,31 +186,23 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
         if dtype != torch.float32:  # copies in bf16: training above used the float32 originals
             models = {n: copy.deepcopy(m).to(dtype) for n, m in models.items()}
         prompt = torch.randint(0, VOCAB, (batch, PROMPT))
-        rates = {}
-        gen = torch.Generator().manual_seed(0)
-        floors = {}
-        if batch == 1:  # with the floors of its weights, measured in turns with it
-            rates["vtlm"], floors = _sample_with_floors(models["vtlm"], prompt, new, repeats, False)
-        else:
-            rates["vtlm"] = measure(
-                f"sample vtlm b{batch} {dtype}",
-                lambda p=prompt, g=gen, m=models["vtlm"]: vtlm_generate(m, p, new, g),
-                batch * new,
-                "tokens/s",
-                repeats=repeats,
+        samples = {
+            "vtlm": lambda p=prompt, m=models["vtlm"]: vtlm_generate(
+                m, p, new, torch.Generator().manual_seed(0)
             )
+        }
         for name, (_, _, generate) in peers.items():
+            samples[name] = lambda p=prompt, g=generate, m=models[name]: _no_grad(g, p, new, m)
             try:
-                with torch.no_grad():
-                    rates[name] = measure(
-                        f"sample {name} b{batch} {dtype}",
-                        lambda p=prompt, g=generate, m=models[name]: g(p, new, m),
-                        batch * new,
-                        "tokens/s",
-                        repeats=repeats,
-                    )
+                samples[name]()
             except Exception as err:  # a peer that cannot sample in this dtype is named, not fatal
                 notes.append(f"{name} sampling in {dtype} not run: {type(err).__name__}: {err}")
+                del samples[name]
+        floors = {}
+        if batch == 1:  # with the floors of vtlm's weights, all in turns
+            rates, floors = sample_with_floors(models["vtlm"], samples, new, PROMPT + new // 2, repeats)
+        else:
+            rates = measure_in_turns(samples, batch * new, "tokens/s", repeats)
         suffix = "" if dtype == torch.float32 else "_bf16"
         row = {
             "id": f"gpt_sample_b{batch}{suffix}",
@@ -297,11 +283,20 @@ def b1_variant_row(
 def _sample_with_floors(model: GPT, prompt: torch.Tensor, new: int, repeats: int, compiled: bool):
     """vtlm's batch-1 sampling (``compiled``: through the compiled step) in turns with the
     floors of its weights (``bounds.sample_with_floors``), the decode floor at the mean context."""
-    return sample_with_floors(
+    rates, floors = sample_with_floors(
         model,
-        lambda: vtlm_generate(model, prompt, new, torch.Generator().manual_seed(0), compiled=compiled),
+        {
+            "vtlm": lambda: vtlm_generate(
+                model, prompt, new, torch.Generator().manual_seed(0), compiled=compiled
+            )
+        },
         new,
         prompt.shape[1] + new // 2,
         repeats,
-        f"sample vtlm b1 {model.head.weight.dtype}" + (" compiled" if compiled else ""),
     )
+    return rates["vtlm"], floors
+
+
+def _no_grad(generate, prompt: torch.Tensor, new: int, model) -> object:
+    with torch.no_grad():
+        return generate(prompt, new, model)

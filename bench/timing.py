@@ -45,3 +45,24 @@ def measure(
         fn()
     seconds = [timed(fn) for _ in range(repeats)]
     return Measurement(name=name, items=items, unit=unit, seconds=seconds)
+
+
+def measure_in_turns(
+    fns: dict[str, Callable[[], object]],
+    items: float,
+    unit: str,
+    repeats: int = 5,
+    after_round: Callable[[], object] | None = None,
+) -> dict[str, Measurement]:
+    """``measure`` for several workloads compared with each other: each warmed up once, then
+    timed once per round in turn, ``repeats`` rounds (``after_round`` called after each), so that
+    every workload sees the same minutes of a machine whose speed drifts."""
+    for fn in fns.values():
+        fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            seconds[name].append(timed(fn))
+        if after_round is not None:
+            after_round()
+    return {name: Measurement(name=name, items=items, unit=unit, seconds=s) for name, s in seconds.items()}

@@ -37,6 +37,8 @@ def cache_tensors(model: GPT) -> list[torch.Tensor]:
 
 def step_key(ids: torch.Tensor, positions: torch.Tensor, model: GPT) -> tuple:
     """What one build is specialized to: the shapes, dtypes and device of its inputs."""
+    if model.blocks[0].attn.cache is None:
+        raise RuntimeError("compiled decoding: call setup_caches first")
     cache = model.blocks[0].attn.cache.k
     return tuple((t.shape, t.dtype, t.device) for t in (ids, positions, cache))
 
@@ -65,16 +67,17 @@ class _Traced(nn.Module):
 
 
 class ExportedStep:
-    """``step(model, ids (B, 1), positions (1, 3), start int) -> logits (B, 1, vocab.size)``
-    for the model it was built from, at the shapes of the call it was built for (``step_key``).
+    """``step(ids (B, 1), positions (1, 3), start int) -> logits (B, 1, vocab.size)`` of the
+    model it was built from, at the shapes of the call it was built for (``step_key``).
 
     The model's caches must be set up (``GPT.setup_caches``) for SDPA (flash-attn caches decode
     on a GPU, through ``graphed_step``)."""
 
     def __init__(self, model: GPT, ids: torch.Tensor, positions: torch.Tensor):
-        if any(block.attn.cache is None or block.attn.cache.flash for block in model.blocks):
-            raise RuntimeError("ExportedStep: call setup_caches first (SDPA caches)")
-        self.key, self.caches = step_key(ids, positions, model), cache_tensors(model)
+        self.key = step_key(ids, positions, model)
+        if any(block.attn.cache.flash for block in model.blocks):
+            raise RuntimeError("ExportedStep: the caches are flash-attn's (they decode on a GPU)")
+        self.caches = cache_tensors(model)
         self.weights = list(model.parameters())
         self.versions = self._versions()
         start = torch.zeros(1, dtype=torch.long, device=ids.device)

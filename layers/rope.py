@@ -34,10 +34,10 @@ def rope_angles(
 
     - complex: (N, head_dim // 2) complex64, one per pair of dimensions; eager code rotates a
       tensor with one complex multiply;
-    - real (``real``, by default when ``torch.compile`` or ``torch.export`` traces): (N, 2, head_dim) float32, row 0
-      the cosines and row 1 the sines of each pair's angle, repeated over the pair's two
-      dimensions, the sine negated on the first; inductor fuses this arithmetic into its
-      kernels, while each complex operator would stay one library call.
+    - real (``real``, by default when ``torch.compile`` or ``torch.export`` traces): (N, 2,
+      head_dim) float32, row 0 the cosines and row 1 the sines of each pair's angle, repeated
+      over the pair's two dimensions, the sine negated on the first; inductor fuses this
+      arithmetic into its kernels, while each complex operator would stay one library call.
 
     kind "1d": only the first coordinate is used, over all dimensions; "3d": t, h, w each
     rotate their own share of the dimensions.

@@ -177,16 +177,21 @@ def test_sampling_target_names_the_matmul_cap():
     assert "compiled" not in floor["detail"]
 
 
-def test_utilization_pairs_each_call_with_the_peak_measured_after_it():
-    """Each timed call gets its own peak (one per repeat, each a real matmul rate), and the
-    utilization is the median of the per-call ratios, not a median rate over a distant peak."""
-    from vtlm.bench.bounds import measure_with_peak, utilization
-    from vtlm.bench.timing import Measurement
+def test_workloads_measured_in_turns_and_utilization_per_round():
+    """Compared workloads are timed in rounds, one call each per round after one warm-up each,
+    with the round's hook after it; a utilization is the median of per-round ratios of a call's
+    rate to the peak measured in its round."""
+    from vtlm.bench.bounds import utilization
+    from vtlm.bench.timing import Measurement, measure_in_turns
 
-    calls = []
-    measurement, peaks = measure_with_peak("sleep", lambda: calls.append(time.sleep(0.01)), 10, "items/s", 3)
-    assert len(calls) == 4 and len(measurement.seconds) == len(peaks) == 3  # one warm-up
-    assert all(peak > 1e8 for peak in peaks)
+    order = []
+    rates = measure_in_turns(
+        {"a": lambda: order.append("a"), "b": lambda: time.sleep(0.02) or order.append("b")},
+        10, "items/s", 3, lambda: order.append("round"),
+    )  # fmt: skip
+    assert order == ["a", "b"] + ["a", "b", "round"] * 3
+    assert len(rates["a"].seconds) == len(rates["b"].seconds) == 3
+    assert rates["b"].median_rate < 10 / 0.02 < rates["a"].median_rate
     # calls at 10, 5 and 2.5 FLOP/s (1 FLOP per item) against peaks of 20, 5 and 5: 0.5, 1.0, 0.5
     fake = Measurement(name="x", items=10, unit="items/s", seconds=[1.0, 2.0, 4.0])
     assert utilization(1.0, fake, [20.0, 5.0, 5.0]) == pytest.approx(0.5)

@@ -352,6 +352,13 @@ def test_compiled_step_gives_the_eager_logits_tokens_and_counts(monkeypatch):
     assert len(builds) == 2  # the same shapes, caches and weights: the last build again
 
 
+def test_compiled_step_without_caches_says_what_to_do():
+    model = randomized()
+    with pytest.raises(RuntimeError, match="call setup_caches first"), torch.no_grad():
+        model(torch.tensor([[300]]), torch.zeros(1, 3, dtype=torch.long), start=0, compiled=True)
+    assert not model.exported
+
+
 # -- the static-shape step (CUDA graphs) ---------------------------------------------------------
 def _static_and_dynamic_steps(model: GPT, device: str, steps: int, graphed: bool = False):
     """(logits of the static-shape step, logits of the plain step) for ``steps`` one-token steps
