@@ -13,7 +13,9 @@ order at the run's mean context. The decode floor is the work no cached decoder 
 can skip (every weight and every cached key and value read once per token), so it caps any
 implementation's batch-1 rate; the matmul floor leaves out the cache reads. Each model's training
 step is also profiled once (``op_profile``): its operators by kind, how many, how long each.
-The bounds themselves are measured in ``bounds``.
+The bounds themselves are measured in ``bounds``. Whatever is compared is measured in turns,
+round by round (``timing.measure_in_turns``): the models' training steps with the matmul peak,
+their samplers with the floors, so a shared machine's drift over minutes falls on all alike.
 """
 
 from __future__ import annotations
