@@ -113,12 +113,18 @@ def _floor(order: list, repeats: int, attention: tuple[int, int, int] | None = N
 
 
 def sample_with_floors(
-    model: GPT, samples: dict[str, Callable[[], object]], new: int, context: int, repeats: int
+    model: GPT,
+    samples: dict[str, Callable[[], object]],
+    new: int,
+    context: int,
+    repeats: int,
+    warmup: bool = True,
 ) -> tuple[dict[str, Measurement], dict]:
     """The rates of ``samples`` (each call decodes ``new`` tokens: ``model``'s sampler, and
     peers' to compare with it) and the two floors of ``model``'s weights, measured in turns
     (``timing.measure_in_turns``: each sample once, then each floor, ``repeats`` rounds; warm-ups
-    and any compiling first), so that all see the same moments of the machine. Returns the
+    and any compiling first, unless the caller did them), so that all see the same moments of
+    the machine. Returns the
     measurements by name and {"matmul_floor", "decode_floor", "decode_floor_context"}: the
     floors' medians in tokens/s, the decode floor at ``context``."""
     matmuls, decodes = [], []
@@ -127,7 +133,7 @@ def sample_with_floors(
         matmuls.append(matmul_floor(model, repeats=5))
         decodes.append(decode_floor(model, context, repeats=5))
 
-    rates = measure_in_turns(samples, new, "tokens/s", repeats, floors_now)
+    rates = measure_in_turns(samples, new, "tokens/s", repeats, floors_now, warmup)
     floors = {
         "matmul_floor": statistics.median(matmuls),
         "decode_floor": statistics.median(decodes),

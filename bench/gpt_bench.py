@@ -193,6 +193,7 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
                 m, p, new, torch.Generator().manual_seed(0)
             )
         }
+        samples["vtlm"]()  # every sampler's warm-up; a peer's also shows whether it runs
         for name, (_, _, generate) in peers.items():
             samples[name] = lambda p=prompt, g=generate, m=models[name]: _no_grad(g, p, new, m)
             try:
@@ -202,9 +203,11 @@ def run_gpt_bench(quick: bool = False) -> tuple[list[dict], list[str]]:
                 del samples[name]
         floors = {}
         if batch == 1:  # with the floors of vtlm's weights, all in turns
-            rates, floors = sample_with_floors(models["vtlm"], samples, new, PROMPT + new // 2, repeats)
+            rates, floors = sample_with_floors(
+                models["vtlm"], samples, new, PROMPT + new // 2, repeats, warmup=False
+            )
         else:
-            rates = measure_in_turns(samples, batch * new, "tokens/s", repeats)
+            rates = measure_in_turns(samples, batch * new, "tokens/s", repeats, warmup=False)
         suffix = "" if dtype == torch.float32 else "_bf16"
         row = {
             "id": f"gpt_sample_b{batch}{suffix}",
@@ -257,7 +260,18 @@ def b1_variant_row(
     prompt = torch.randint(0, VOCAB, (1, PROMPT))
     floors = {}
     if kind == "compiled":  # the same weights as float32 eager: its floors, measured in turns with it
-        rate, floors = _sample_with_floors(model, prompt, new, repeats, True)
+        rates, floors = sample_with_floors(
+            model,
+            {
+                "vtlm": lambda: vtlm_generate(
+                    model, prompt, new, torch.Generator().manual_seed(0), compiled=True
+                )
+            },
+            new,
+            PROMPT + new // 2,
+            repeats,
+        )
+        rate = rates["vtlm"]
     else:
         rate = measure(
             f"sample vtlm b1 {kind}",
@@ -280,23 +294,6 @@ def b1_variant_row(
     }
     row.update(floor_fractions(rate.median_rate, floors))
     return row
-
-
-def _sample_with_floors(model: GPT, prompt: torch.Tensor, new: int, repeats: int, compiled: bool):
-    """vtlm's batch-1 sampling (``compiled``: through the compiled step) in turns with the
-    floors of its weights (``bounds.sample_with_floors``), the decode floor at the mean context."""
-    rates, floors = sample_with_floors(
-        model,
-        {
-            "vtlm": lambda: vtlm_generate(
-                model, prompt, new, torch.Generator().manual_seed(0), compiled=compiled
-            )
-        },
-        new,
-        prompt.shape[1] + new // 2,
-        repeats,
-    )
-    return rates["vtlm"], floors
 
 
 def _no_grad(generate, prompt: torch.Tensor, new: int, model) -> object:

@@ -53,11 +53,13 @@ def measure_in_turns(
     unit: str,
     repeats: int = 5,
     after_round: Callable[[], object] | None = None,
+    warmup: bool = True,
 ) -> dict[str, Measurement]:
-    """``measure`` for several workloads compared with each other: each warmed up once, then
-    timed once per round in turn, ``repeats`` rounds (``after_round`` called after each), so that
-    every workload sees the same minutes of a machine whose speed drifts."""
-    for fn in fns.values():
+    """``measure`` for several workloads compared with each other: each warmed up once (unless
+    the caller did), then timed once per round in turn, ``repeats`` rounds (``after_round``
+    called after each), so that every workload sees the same minutes of a machine whose speed
+    drifts."""
+    for fn in fns.values() if warmup else ():
         fn()
     seconds: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):

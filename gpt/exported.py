@@ -105,11 +105,14 @@ class ExportedStep:
         return tuple(w._version for w in self.weights)
 
     def fits(self, model: GPT, ids: torch.Tensor, positions: torch.Tensor) -> bool:
-        """Whether this build serves this call: the same shapes, the same cache tensors, the
-        same weight tensors, none changed since."""
+        """Whether this build serves this call: the same shapes, and :meth:`current`."""
+        return self.key == step_key(ids, positions, model) and self.current(model)
+
+    def current(self, model: GPT) -> bool:
+        """Whether the model still has this build's cache tensors and weight tensors, none of
+        the weights changed since (the shapes are the caller's to match: ``step_key``)."""
         return (
-            self.key == step_key(ids, positions, model)
-            and self.caches[0] is model.blocks[0].attn.cache.k
+            self.caches[0] is model.blocks[0].attn.cache.k
             and self.weights[0] is model.embed.weight
             and self.versions == self._versions()
         )

@@ -96,8 +96,8 @@ class GPT(nn.Module):
     def exported_step(self, ids: torch.Tensor, positions: torch.Tensor) -> ExportedStep:
         """The ahead-of-time compiled one-token step (``vtlm.gpt.exported``) for calls shaped
         like this one, built on first use and again after the weights change."""
-        step = self.exported.get(step_key(ids, positions, self))
-        if step is None or not step.fits(self, ids, positions):
+        step = self.exported.get(step_key(ids, positions, self))  # a build of these shapes
+        if step is None or not step.current(self):
             step = ExportedStep(self, ids, positions)
             self.exported[step.key] = step
         return step
